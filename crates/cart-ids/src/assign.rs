@@ -1,0 +1,202 @@
+//! Collision-free assignment of identifiers from per-item codes.
+
+use crate::error::{Error, Result};
+use crate::layout::{IdLayout, SemanticId, Token};
+use crate::trie::IdTrie;
+
+/// Identifiers of items `0..n`, one per item, all distinct: the output of [`assign_ids`].
+///
+/// Stored flat (`n * id_len` tokens, row-major), as the trie builder and the generator's
+/// training loop read them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdAssignment {
+    layout: IdLayout,
+    tokens: Vec<Token>,
+    n_colliding: usize,
+    largest_group: usize,
+}
+
+impl IdAssignment {
+    /// The layout the identifiers follow.
+    pub fn layout(&self) -> &IdLayout {
+        &self.layout
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.tokens.len() / self.layout.id_len()
+    }
+
+    /// True when there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Tokens of item `item`'s identifier, or `None` if `item >= self.len()`.
+    pub fn id(&self, item: usize) -> Option<&[Token]> {
+        let l = self.layout.id_len();
+        self.tokens.get(item * l..(item + 1) * l)
+    }
+
+    /// Item `item`'s identifier as an owned [`SemanticId`].
+    pub fn semantic_id(&self, item: usize) -> Option<SemanticId> {
+        self.id(item).map(|t| SemanticId::from_tokens_unchecked(t.to_vec()))
+    }
+
+    /// All identifiers, flat: item `i` owns `tokens[i * id_len..(i + 1) * id_len]`.
+    pub fn tokens(&self) -> &[Token] {
+        &self.tokens
+    }
+
+    /// Items whose `[k, v1..vM]` is shared with at least one other item.
+    pub fn n_colliding(&self) -> usize {
+        self.n_colliding
+    }
+
+    /// Size of the largest group of items sharing one `[k, v1..vM]`.
+    pub fn largest_group(&self) -> usize {
+        self.largest_group
+    }
+
+    /// Share of items whose codes collide before the uniqueness token (0 when all differ).
+    pub fn collision_rate(&self) -> f64 {
+        if self.is_empty() { 0.0 } else { self.n_colliding as f64 / self.len() as f64 }
+    }
+
+    /// Builds the prefix trie over these identifiers, item `i` being key `i`.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] past `u32` indexing; the identifiers themselves are valid by construction.
+    pub fn to_trie(&self) -> Result<IdTrie> {
+        IdTrie::from_ids(self.layout, &self.tokens)
+    }
+}
+
+/// Gives every item exactly one identifier `[k, v1..vM, u]`.
+///
+/// `coarse[i]` is item `i`'s coarse cluster and `fine[i * M..(i + 1) * M]` its fine codes.
+/// Items sharing the same `[k, v1..vM]` get the suffixes `u = 0, 1, 2, ...` in item order; every
+/// other item gets `u = 0`. The result depends only on the input (deterministic).
+///
+/// ```
+/// use cart_ids::{IdLayout, assign_ids};
+///
+/// let layout = IdLayout::new(2, 2, 4, 4)?;
+/// // items 0 and 2 collide on [1, 3, 0]
+/// let ids = assign_ids(&layout, &[1, 0, 1], &[3, 0, 2, 2, 3, 0])?;
+/// let u = |i| layout.value(3, ids.id(i).unwrap()[3]).unwrap();
+/// assert_eq!((u(0), u(1), u(2)), (0, 0, 1));
+/// assert_eq!(ids.largest_group(), 2);
+/// # Ok::<(), cart_ids::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::LengthMismatch`] if `fine.len() != coarse.len() * M`; [`Error::ValueOutOfRange`]
+/// for a code outside its codebook; [`Error::UniqueOverflow`] (with the `n_unique` needed) when
+/// a group is larger than the uniqueness range.
+pub fn assign_ids(layout: &IdLayout, coarse: &[u32], fine: &[u32]) -> Result<IdAssignment> {
+    let m = layout.n_levels();
+    let n = coarse.len();
+    if fine.len() != n * m {
+        return Err(Error::LengthMismatch { expected: n * m, got: fine.len() });
+    }
+    let l = layout.id_len();
+    let mut tokens = Vec::with_capacity(n * l);
+    for i in 0..n {
+        tokens.push(layout.token(0, coarse[i])?);
+        for (level, &v) in fine[i * m..(i + 1) * m].iter().enumerate() {
+            tokens.push(layout.token(level + 1, v)?);
+        }
+        tokens.push(0); // the suffix, filled below
+    }
+    let key = |i: u32| {
+        let i = i as usize;
+        &tokens[i * l..i * l + l - 1]
+    };
+    let n32 = u32::try_from(n).map_err(|_| Error::TooLarge)?;
+    let mut order: Vec<u32> = (0..n32).collect();
+    // stable: items in a group keep item order, so suffixes follow item order
+    order.sort_by(|&a, &b| key(a).cmp(key(b)));
+
+    let mut suffix = vec![0u32; n];
+    let (mut n_colliding, mut largest, mut largest_at) = (0usize, 0usize, 0usize);
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n && key(order[end]) == key(order[start]) {
+            end += 1;
+        }
+        let size = end - start;
+        if size > 1 {
+            n_colliding += size;
+        }
+        if size > largest {
+            (largest, largest_at) = (size, start);
+        }
+        for (u, &item) in order[start..end].iter().enumerate() {
+            suffix[item as usize] = u as u32;
+        }
+        start = end;
+    }
+    if largest > layout.n_unique() as usize {
+        let item = order[largest_at] as usize;
+        let codes = tokens[item * l..item * l + l - 1]
+            .iter()
+            .enumerate()
+            .map(|(p, &t)| t - layout.position_range(p).start)
+            .collect();
+        return Err(Error::UniqueOverflow { needed: largest, available: layout.n_unique(), codes });
+    }
+    let unique_start = layout.position_range(layout.unique_position()).start;
+    for (i, u) in suffix.into_iter().enumerate() {
+        tokens[i * l + l - 1] = unique_start + u;
+    }
+    Ok(IdAssignment { layout: *layout, tokens, n_colliding, largest_group: largest })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overflow_names_the_needed_size() {
+        let layout = IdLayout::new(2, 1, 2, 2).unwrap();
+        let err = assign_ids(&layout, &[1, 1, 1, 0], &[1, 1, 1, 0]).unwrap_err();
+        match err {
+            Error::UniqueOverflow { needed, available, codes } => {
+                assert_eq!((needed, available), (3, 2));
+                assert_eq!(codes, vec![1, 1]);
+            }
+            other => panic!("unexpected {other}"),
+        }
+        assert!(err_text(&layout).contains("at least 3"));
+    }
+
+    fn err_text(layout: &IdLayout) -> String {
+        assign_ids(layout, &[1, 1, 1], &[1, 1, 1]).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn no_collision_means_all_zero_suffix() {
+        let layout = IdLayout::new(4, 1, 4, 1).unwrap();
+        let ids = assign_ids(&layout, &[0, 1, 2, 3], &[3, 2, 1, 0]).unwrap();
+        assert_eq!(ids.n_colliding(), 0);
+        assert_eq!(ids.largest_group(), 1);
+        let u0 = layout.position_range(2).start;
+        assert!((0..4).all(|i| ids.id(i).unwrap()[2] == u0));
+    }
+
+    #[test]
+    fn rejects_bad_codes() {
+        let layout = IdLayout::new(4, 2, 4, 1).unwrap();
+        assert!(matches!(assign_ids(&layout, &[0], &[1]), Err(Error::LengthMismatch { .. })));
+        assert!(matches!(
+            assign_ids(&layout, &[4], &[1, 1]),
+            Err(Error::ValueOutOfRange { position: 0, .. })
+        ));
+        assert!(matches!(
+            assign_ids(&layout, &[0], &[1, 9]),
+            Err(Error::ValueOutOfRange { position: 2, .. })
+        ));
+    }
+}
