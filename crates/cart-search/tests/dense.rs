@@ -1,0 +1,111 @@
+//! Exact dense search against a brute-force sort.
+
+use cart_search::{DenseIndex, Error, Hit, Metric};
+use proptest::prelude::*;
+
+fn brute(items: &[f32], dim: usize, q: &[f32], k: usize, metric: Metric) -> Vec<u32> {
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let mut s: Vec<(f32, u32)> = items
+        .chunks_exact(dim)
+        .enumerate()
+        .map(|(i, v)| {
+            let d: f32 = v.iter().zip(q).map(|(a, b)| a * b).sum();
+            let d = if metric == Metric::Cosine { d / (norm(v) * norm(q)) } else { d };
+            (d, i as u32)
+        })
+        .collect();
+    s.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    s.into_iter().take(k).map(|x| x.1).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn matches_brute_force(
+        dim in 1usize..20,
+        n in 1usize..300,
+        nq in 1usize..20,
+        k in 1usize..40,
+        seed in any::<u64>(),
+        cosine in any::<bool>(),
+    ) {
+        let mut s = seed | 1;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            // coarse values so ties happen and tie-breaking is exercised
+            ((s % 9) as f32 - 4.0) / 4.0 + 0.01
+        };
+        let items: Vec<f32> = (0..n * dim).map(|_| next()).collect();
+        let queries: Vec<f32> = (0..nq * dim).map(|_| next()).collect();
+        let metric = if cosine { Metric::Cosine } else { Metric::InnerProduct };
+        let Ok(index) = DenseIndex::new(items.clone(), dim, metric) else {
+            return Ok(()); // a zero row under cosine
+        };
+        let Ok(hits) = index.search(&queries, k) else { return Ok(()) };
+        prop_assert_eq!(hits.len(), nq);
+        for (qi, list) in hits.iter().enumerate() {
+            let q = &queries[qi * dim..(qi + 1) * dim];
+            let want = brute(&items, dim, q, k, metric);
+            prop_assert_eq!(list.len(), k.min(n));
+            // same scores as brute force at every rank (items may swap only on float-equal ties)
+            for (h, &w) in list.iter().zip(&want) {
+                let ws = index.rerank(q, &[vec![Hit { item: w, score: 0.0 }]]).unwrap()[0][0].score;
+                prop_assert!((h.score - ws).abs() < 1e-5, "rank score {} vs {}", h.score, ws);
+            }
+        }
+    }
+}
+
+#[test]
+fn errors_on_bad_vectors() {
+    assert!(matches!(DenseIndex::new(vec![], 3, Metric::Cosine), Err(Error::EmptyIndex)));
+    assert!(matches!(
+        DenseIndex::new(vec![1.0; 5], 2, Metric::Cosine),
+        Err(Error::DimensionMismatch { .. })
+    ));
+    assert!(matches!(
+        DenseIndex::new(vec![1.0, f32::NAN], 2, Metric::Cosine),
+        Err(Error::NonFinite { index: 0, .. })
+    ));
+    assert!(matches!(
+        DenseIndex::new(vec![1.0, 1.0, 0.0, 0.0], 2, Metric::Cosine),
+        Err(Error::ZeroVector { index: 1, .. })
+    ));
+    let index = DenseIndex::new(vec![1.0, 0.0, 0.0, 1.0], 2, Metric::InnerProduct).unwrap();
+    assert!(matches!(index.search(&[1.0, 2.0, 3.0], 1), Err(Error::DimensionMismatch { .. })));
+    assert!(matches!(
+        index.search(&[f32::INFINITY, 0.0], 1),
+        Err(Error::NonFinite { what: "query", .. })
+    ));
+    let bad = vec![vec![Hit { item: 9, score: 0.0 }]];
+    assert!(matches!(index.rerank(&[1.0, 0.0], &bad), Err(Error::UnknownItem { item: 9, .. })));
+    assert!(matches!(index.rerank(&[1.0, 0.0, 1.0, 0.0], &bad), Err(Error::LengthMismatch { .. })));
+}
+
+#[test]
+fn rerank_orders_by_similarity() {
+    let index = DenseIndex::new(vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8], 2, Metric::Cosine).unwrap();
+    let beams = vec![vec![
+        Hit { item: 1, score: -0.1 },
+        Hit { item: 0, score: -0.2 },
+        Hit { item: 2, score: -0.3 },
+    ]];
+    let r = index.rerank(&[1.0, 0.1], &beams).unwrap();
+    assert_eq!(r[0].iter().map(|h| h.item).collect::<Vec<_>>(), vec![0, 2, 1]);
+}
+
+#[test]
+fn many_queries_and_one_query_agree() {
+    let dim = 16;
+    let items: Vec<f32> = (0..5000 * dim).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
+    let index = DenseIndex::new(items, dim, Metric::Cosine).unwrap();
+    let queries: Vec<f32> =
+        (0..40 * dim).map(|i| ((i * 104_729) % 97) as f32 / 48.0 - 1.0).collect();
+    let batch = index.search(&queries, 10).unwrap();
+    for (q, list) in queries.chunks_exact(dim).zip(&batch) {
+        assert_eq!(&index.search(q, 10).unwrap()[0], list);
+    }
+}
