@@ -186,19 +186,30 @@ impl<'t> BeamSearch<'t> {
             next.starts.push(0);
             for (q, found) in results.iter_mut().enumerate() {
                 candidates.clear();
+                // streaming top-`keep`: once the buffer has been cut, candidates below the
+                // `keep`-th best so far are skipped without being stored
+                let mut floor = f32::NEG_INFINITY;
+                let cap = (4 * keep).max(64);
                 for b in beams.starts[q]..beams.starts[q + 1] {
                     let kids = self.trie.children(beams.nodes[b]);
                     let row = &logp[b * vocab..(b + 1) * vocab];
+                    let base = beams.scores[b];
                     for (j, &t) in kids.tokens().iter().enumerate() {
                         let lp = row[t as usize];
                         if lp.is_nan() {
                             return Err(Error::NanScore { position, beam: b, token: t });
                         }
-                        candidates.push(Candidate {
-                            score: beams.scores[b] + lp,
-                            parent: b as u32,
-                            child: j as u32,
-                        });
+                        let score = base + lp;
+                        if score < floor {
+                            continue;
+                        }
+                        candidates.push(Candidate { score, parent: b as u32, child: j as u32 });
+                        if candidates.len() == cap {
+                            candidates.select_nth_unstable_by(keep - 1, better);
+                            candidates.truncate(keep);
+                            floor =
+                                candidates.iter().map(|c| c.score).fold(f32::INFINITY, f32::min);
+                        }
                     }
                 }
                 if candidates.len() > keep {

@@ -215,3 +215,31 @@ fn public_types_are_send_and_sync() {
     check::<cart_search::DenseIndex>();
     check::<Error>();
 }
+
+#[test]
+fn wide_tries_exercise_streaming_selection() {
+    // 3000 items under 3 clusters of 40 codes: hundreds of candidates per step, so the
+    // candidate buffer is cut many times
+    let layout = IdLayout::new(3, 2, 40, 8).unwrap();
+    let n = 3000u32;
+    let coarse: Vec<u32> = (0..n).map(|i| i % 3).collect();
+    let fine: Vec<u32> = (0..n).flat_map(|i| [(i * 7) % 40, (i * 13 + i / 40) % 40]).collect();
+    let trie = assign_ids(&layout, &coarse, &fine).unwrap().to_trie().unwrap();
+    for (width, k) in [(trie.len(), 25), (trie.len(), 200), (1, 3), (17, 40)] {
+        let mut scorer = PrefixScorer::new(&layout, 3);
+        let config = BeamSearchConfig::default().with_beam_width(width).with_top_k(k);
+        let hits = BeamSearch::new(&trie, config).search(&mut scorer).unwrap();
+        for (q, list) in hits.iter().enumerate() {
+            assert!(!list.is_empty() && list.len() <= k);
+            let set: BTreeSet<u32> = list.iter().map(|h| h.item).collect();
+            assert_eq!(set.len(), list.len());
+            if width == trie.len() {
+                assert_eq!(list.len(), k);
+                let expected = brute_force(&trie, q, k);
+                for (g, w) in list.iter().zip(&expected) {
+                    assert!((g.score - w.score).abs() < 1e-4, "width {width} k {k}");
+                }
+            }
+        }
+    }
+}
