@@ -1,8 +1,9 @@
 //! criterion benches of the cart-rs crates. Big-size figures: `cargo run --release -p
-//! cart-benches --bin search_report`.
+//! cart-benches --bin search_report` and `--bin quant_report`.
 
 use criterion::criterion_main;
 
+mod quant;
 mod search;
 
-criterion_main!(search::benches);
+criterion_main!(search::benches, quant::benches);
