@@ -4,35 +4,16 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use burn::prelude::Device;
+use cart_benches::clustered;
 use cart_quant::{KMeansConfig, Quantizer, RqVaeConfig, RqVaeTrainConfig};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use ndarray::Array2;
-
-/// Seeded clustered, L2-normalised vectors (as in `quant_report`).
-fn clustered(n: usize, d: usize, seed: u64) -> Array2<f32> {
-    let mut rng = cart_benches::Rng::new(seed);
-    let mut normal = move || {
-        let u1 = ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-        let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-    };
-    let n_centres = 100.min(n);
-    let centres = Array2::from_shape_fn((n_centres, d), |_| normal());
-    let mut data = Array2::from_shape_fn((n, d), |_| 0.5 * normal());
-    for (i, mut row) in data.outer_iter_mut().enumerate() {
-        row += &centres.row(i % n_centres);
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::EPSILON);
-        row /= norm;
-    }
-    data
-}
 
 fn kmeans(c: &mut Criterion) {
     let device = Device::default();
     let mut group = c.benchmark_group("quant");
     group.sample_size(10).measurement_time(Duration::from_secs(5));
     let (n, d, k) = (10_000, 128, 64);
-    let data = clustered(n, d, 1);
+    let data = clustered(n, d, 100, 1);
     let config = KMeansConfig::new(k).with_n_runs(1).with_max_iters(10);
     group.bench_function(BenchmarkId::new("kmeans_fit", format!("{n}x{d}/k{k}")), |b| {
         b.iter(|| config.fit(black_box(data.view()), &device))
@@ -52,7 +33,7 @@ fn rqvae(c: &mut Criterion) {
     let mut group = c.benchmark_group("quant");
     group.sample_size(10).measurement_time(Duration::from_secs(10));
     let (n, d) = (4_096, 128);
-    let data = clustered(n, d, 2);
+    let data = clustered(n, d, 100, 2);
     let config = RqVaeConfig::new(d).with_codebook_size(64);
     let train = RqVaeTrainConfig::new().with_n_epochs(1).with_batch_size(512).with_progress(false);
     // One `fit` of one epoch: model build, K-Means codebook init and 8 Adam steps.

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use cart_ids::{IdAssignment, IdLayout, Token, assign_ids};
 use cart_search::{Scorer, Step};
+use ndarray::Array2;
 
 /// A small, fast, seeded generator (xorshift64*), so benches need no `rand`.
 #[derive(Clone, Debug)]
@@ -123,4 +124,24 @@ pub fn sample_items(n: usize, count: usize, seed: u64) -> Vec<u32> {
 /// The prefix of length `depth` of item `item`'s identifier in `ids`.
 pub fn prefix(ids: &IdAssignment, item: u32, depth: usize) -> &[Token] {
     &ids.id(item as usize).expect("sampled below n")[..depth]
+}
+
+/// Seeded clustered vectors: `n` points around `n_centres` random centres in `d` dimensions
+/// (Gaussian, noise 0.5), L2-normalised like the output of an embedding model.
+pub fn clustered(n: usize, d: usize, n_centres: usize, seed: u64) -> Array2<f32> {
+    let mut rng = Rng::new(seed);
+    let mut normal = move || {
+        let u1 = ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+    };
+    let n_centres = n_centres.clamp(1, n.max(1));
+    let centres = Array2::from_shape_fn((n_centres, d), |_| normal());
+    let mut data = Array2::from_shape_fn((n, d), |_| 0.5 * normal());
+    for (i, mut row) in data.outer_iter_mut().enumerate() {
+        row += &centres.row(i % n_centres);
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::EPSILON);
+        row /= norm;
+    }
+    data
 }

@@ -9,31 +9,11 @@ use std::time::Instant;
 
 use anyhow::Result;
 use burn::prelude::Device;
+use cart_benches::clustered;
 use cart_quant::{
     CoarseToFine, Diagnostics, KMeansConfig, KMeansEngine, Quantizer, ResidualQuantizerConfig,
     RqVaeConfig, RqVaeTrainConfig,
 };
-use ndarray::Array2;
-
-/// Seeded clustered vectors: `n` points around 1,000 unit-norm centres in `d` dimensions,
-/// L2-normalised like the output of an embedding model.
-fn clustered(n: usize, d: usize, seed: u64) -> Array2<f32> {
-    let mut rng = cart_benches::Rng::new(seed);
-    let mut normal = move || {
-        let u1 = ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-        let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-    };
-    let n_centres = 1_000.min(n);
-    let centres = Array2::from_shape_fn((n_centres, d), |_| normal());
-    let mut data = Array2::from_shape_fn((n, d), |_| 0.5 * normal());
-    for (i, mut row) in data.outer_iter_mut().enumerate() {
-        row += &centres.row(i % n_centres);
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::EPSILON);
-        row /= norm;
-    }
-    data
-}
 
 fn arg(args: &[String], i: usize, default: usize) -> Result<usize> {
     Ok(match args.get(i) {
@@ -50,7 +30,7 @@ fn main() -> Result<()> {
     let epochs = arg(&args, 3, 1)?;
     let device = Device::default();
     println!("# cart-quant report: n={n} d={d} k={k} device={device:?}");
-    let data = clustered(n, d, 1);
+    let data = clustered(n, d, 1_000, 1);
 
     // K-Means fit, fast engine, one k-means++ start, at most 20 Lloyd iterations.
     let config = KMeansConfig::new(k).with_n_runs(1).with_max_iters(20);
