@@ -1,0 +1,234 @@
+//! [`Generator`]: a trained (or untrained) model with its config and device.
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use cart_ids::{IdLayout, IdTrie, Token};
+use cart_search::{BeamSearch, BeamSearchConfig, Hit};
+
+use crate::model::{GeneratorConfig, GeneratorModel};
+use crate::scorer::GeneratorScorer;
+use crate::{Error, Result};
+
+/// Queries per batch in [`Generator::search`]: bounds the memory of the beams' caches.
+const SEARCH_CHUNK: usize = 256;
+
+/// The CART generator: reads a query vector (or a short sequence of vectors) and writes the
+/// semantic identifier `[k, v1..vM, u]` of the item it retrieves.
+///
+/// - Encoder: the query is projected into `n_memory` memory tokens per vector and run through
+///   `S` transformer layers; every layer's output `E_1..E_S` is kept.
+/// - Decoder: token + position embeddings, causal self-attention, then coarse-to-fine fusion as
+///   the cross-attention (coarse branch: one attention to `W [E_1; ..; E_S] + b`, scaled by a
+///   sigmoid gate; fine branch: one attention to each `E_i`, mixed by softmax weights), then a
+///   feed-forward block. [`GeneratorConfig::fusion`] `= false` uses plain cross-attention to
+///   `E_S` instead (the paper's ablation).
+///
+/// Method: Fang et al., "CART: A Generative Cross-Modal Retrieval Framework With Coarse-To-Fine
+/// Semantic Modeling", ACL 2025, §3 of `docs/cart-method.md`. Train one with
+/// [`GeneratorConfig::fit`], search with [`Generator::search`] or drive its
+/// [`Generator::scorer`] with your own [`BeamSearch`].
+#[derive(Debug, Clone)]
+pub struct Generator {
+    pub(crate) config: GeneratorConfig,
+    pub(crate) model: GeneratorModel,
+    pub(crate) device: Device,
+}
+
+impl GeneratorConfig {
+    /// An untrained generator with random weights (seed the device for reproducible weights).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a zero width, count or length, `n_heads` not dividing
+    /// `d_model`, or a dropout outside `[0, 1)`.
+    pub fn init(&self, device: &Device) -> Result<Generator> {
+        self.validate()?;
+        Ok(Generator { config: self.clone(), model: self.build(device), device: device.clone() })
+    }
+}
+
+/// Training or evaluation pairs: query vectors and the item each one should retrieve.
+#[derive(Debug, Clone, Copy)]
+pub struct Pairs<'a> {
+    /// Query vectors, row-major, `query_width` values per query
+    /// ([`GeneratorConfig::query_width`]).
+    pub queries: &'a [f32],
+    /// `items[q]`: the item of query `q`.
+    pub items: &'a [u32],
+}
+
+impl<'a> Pairs<'a> {
+    /// Pairs from row-major query vectors and one item per query.
+    pub fn new(queries: &'a [f32], items: &'a [u32]) -> Self {
+        Self { queries, items }
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there is no pair.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// Checks that `queries` holds whole, finite queries of `width` values; returns their number.
+pub(crate) fn check_queries(what: &'static str, queries: &[f32], width: usize) -> Result<usize> {
+    if width == 0 || !queries.len().is_multiple_of(width) {
+        return Err(Error::DimMismatch { what, got: queries.len(), expected: width });
+    }
+    if let Some((i, &value)) = queries.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::NonFinite { what, query: i / width, index: i % width, value });
+    }
+    Ok(queries.len() / width)
+}
+
+impl Generator {
+    /// The config the generator was built from.
+    pub fn config(&self) -> &GeneratorConfig {
+        &self.config
+    }
+
+    /// The device it runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Number of trainable parameters.
+    pub fn n_params(&self) -> usize {
+        self.model.num_params()
+    }
+
+    /// Teacher-forced logits: for every row, the scores of the next identifier token after each
+    /// prefix of `tokens`.
+    ///
+    /// # Shapes
+    ///
+    /// - queries: `[batch, n_query_vectors, d_query]`
+    /// - tokens: `[batch, t]`, decoder inputs (BOS, then identifier tokens), `t <= id_len`
+    /// - output: `[batch, t, vocab_size]` logits
+    ///
+    /// # Panics
+    ///
+    /// On shapes other than the above (a broken caller); use [`Generator::log_probs`] for
+    /// checked input.
+    pub fn forward(&self, queries: Tensor<3>, tokens: Tensor<2, Int>) -> Tensor<3> {
+        self.model.forward(queries, tokens)
+    }
+
+    /// Next-token log-probabilities after every prefix of the given identifiers, read back to
+    /// the host: `[n, id_len, vocab_size]` row-major, where `n` is the number of queries and
+    /// `ids` holds one full identifier (`id_len` tokens) per query.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimMismatch`] / [`Error::NonFinite`] for bad query vectors,
+    /// [`Error::UnknownToken`] for a token outside the vocabulary or a length mismatch.
+    pub fn log_probs(&self, queries: &[f32], ids: &[Token]) -> Result<Vec<f32>> {
+        let n = check_queries("log_probs", queries, self.config.query_width())?;
+        let len = self.config.id_len;
+        if ids.len() != n * len {
+            return Err(Error::UnknownToken {
+                what: "log_probs: ids must hold id_len tokens per query",
+                token: ids.len() as u32,
+                position: 0,
+                vocab_size: self.config.vocab_size,
+            });
+        }
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let inputs = decoder_inputs(ids, len, self.config.vocab_size)?;
+        let q = self.query_tensor(queries, n);
+        let tokens = int_tensor(&inputs, [n, len], &self.device);
+        let logits = self.model.forward(q, tokens);
+        to_f32(log_softmax(logits, 2))
+    }
+
+    /// The top `config.top_k` items for each query, by beam search over `trie` constrained to
+    /// valid identifiers. Queries run in batches of 256.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimMismatch`] / [`Error::NonFinite`] for bad query vectors,
+    /// [`Error::Search`] if the trie's vocabulary is not the model's or the search fails.
+    pub fn search(
+        &self,
+        trie: &IdTrie,
+        config: BeamSearchConfig,
+        queries: &[f32],
+    ) -> Result<Vec<Vec<Hit>>> {
+        let width = self.config.query_width();
+        let n = check_queries("search", queries, width)?;
+        let search = BeamSearch::new(trie, config);
+        let mut out = Vec::with_capacity(n);
+        for chunk in queries.chunks(SEARCH_CHUNK * width) {
+            let mut scorer = self.scorer(chunk)?;
+            out.extend(search.search(&mut scorer)?);
+        }
+        Ok(out)
+    }
+
+    /// A [`cart_search::Scorer`] for a batch of queries (row-major, `query_width` values each):
+    /// runs the encoder once, then decodes one token per beam per step with a key/value cache.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimMismatch`] / [`Error::NonFinite`] for bad query vectors.
+    pub fn scorer(&self, queries: &[f32]) -> Result<GeneratorScorer<'_>> {
+        let n = check_queries("scorer", queries, self.config.query_width())?;
+        Ok(GeneratorScorer::new(self, queries, n))
+    }
+
+    /// `[n, n_query_vectors, d_query]` tensor of checked queries.
+    pub(crate) fn query_tensor(&self, queries: &[f32], n: usize) -> Tensor<3> {
+        query_tensor(&self.config, queries, n, &self.device)
+    }
+}
+
+pub(crate) fn query_tensor(
+    config: &GeneratorConfig,
+    queries: &[f32],
+    n: usize,
+    device: &Device,
+) -> Tensor<3> {
+    Tensor::from_data(
+        TensorData::new(queries.to_vec(), [n, config.n_query_vectors, config.d_query]),
+        device,
+    )
+}
+
+/// Decoder inputs for full identifiers: BOS, then all but the last token of each identifier.
+/// Checks every token against the vocabulary.
+pub(crate) fn decoder_inputs(ids: &[Token], len: usize, vocab_size: usize) -> Result<Vec<i32>> {
+    let mut inputs = Vec::with_capacity(ids.len());
+    for id in ids.chunks_exact(len) {
+        for (position, &token) in id.iter().enumerate() {
+            if token as usize >= vocab_size {
+                return Err(Error::UnknownToken {
+                    what: "identifier",
+                    token,
+                    position,
+                    vocab_size,
+                });
+            }
+        }
+        inputs.push(IdLayout::BOS as i32);
+        inputs.extend(id[..len - 1].iter().map(|&t| t as i32));
+    }
+    Ok(inputs)
+}
+
+pub(crate) fn int_tensor<const D: usize>(
+    values: &[i32],
+    shape: [usize; D],
+    device: &Device,
+) -> Tensor<D, Int> {
+    Tensor::from_data(TensorData::new(values.to_vec(), shape), device)
+}
+
+pub(crate) fn to_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
+    tensor.into_data().try_into_vec_as::<f32>().map_err(Error::tensor)
+}

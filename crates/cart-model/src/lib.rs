@@ -1,0 +1,82 @@
+//! The CART generator: a small encoder-decoder transformer that reads a query vector and writes
+//! the semantic identifier `[k, v1..vM, u]` of the item to retrieve.
+//!
+//! Method: Fang et al., "CART: A Generative Cross-Modal Retrieval Framework With Coarse-To-Fine
+//! Semantic Modeling", ACL 2025 (§3 of `docs/cart-method.md`). Identifiers come from
+//! `cart-ids` (made from item vectors by `cart-quant`, or any quantizer); retrieval is the
+//! trie-constrained beam search of `cart-search`, which this crate drives through
+//! [`cart_search::Scorer`].
+//!
+//! - [`Generator`] ([`GeneratorConfig`]): the model. The query is projected into a few memory
+//!   tokens and encoded by `S` layers; the decoder's cross-attention is the coarse-to-fine
+//!   feature fusion over all `S` layer outputs (or plain cross-attention, for the ablation).
+//! - [`GeneratorConfig::fit`] ([`TrainConfig`]): teacher-forced cross-entropy + R-Drop, AdamW
+//!   with warmup and cosine decay, gradient clipping, validation Recall@K with the real
+//!   constrained beam search every epoch, best checkpoint, [`TrainHistory`] (JSON or CSV).
+//! - [`GeneratorScorer`] ([`Generator::scorer`]): incremental decoding with a key/value cache
+//!   that follows the beams, batched over queries; [`Generator::search`] wraps it.
+//! - [`Generator::save`] / [`Generator::load`]: config JSON + weights in one checksummed file.
+//!
+//! # Example
+//!
+//! ```
+//! use burn::prelude::Device;
+//! use cart_ids::{IdLayout, assign_ids};
+//! use cart_model::{GeneratorConfig, Pairs, TrainConfig};
+//! use cart_search::BeamSearchConfig;
+//!
+//! let device = Device::flex();
+//! // 8 items with identifiers [k, v1, u]: 2 coarse codes, one level of 4 codes.
+//! let layout = IdLayout::new(2, 1, 4, 1)?;
+//! let coarse: Vec<u32> = (0..8).map(|i| i / 4).collect();
+//! let fine: Vec<u32> = (0..8).map(|i| i % 4).collect();
+//! let ids = assign_ids(&layout, &coarse, &fine)?;
+//! // One query vector of width 8 per item (bring your encoder's vectors instead).
+//! let queries: Vec<f32> = (0..64).map(|i| if i % 9 == 0 { 1.0 } else { 0.0 }).collect();
+//! let items: Vec<u32> = (0..8).collect();
+//! let pairs = Pairs::new(&queries, &items);
+//!
+//! let config = GeneratorConfig::for_layout(8, &layout)
+//!     .with_d_model(32)
+//!     .with_n_heads(2)
+//!     .with_n_encoder_layers(1)
+//!     .with_n_decoder_layers(1)
+//!     .with_d_ff(64)
+//!     .with_dropout(0.0);
+//! let train = TrainConfig::new().with_n_epochs(3).with_batch_size(8).with_progress(false);
+//! let (generator, history) = config.fit(&train, pairs, Some(pairs), &ids, &device)?;
+//! assert_eq!(history.epochs.len(), 3);
+//!
+//! let trie = ids.to_trie()?;
+//! let hits = generator.search(&trie, BeamSearchConfig::default().with_top_k(3), &queries)?;
+//! assert_eq!(hits.len(), 8); // up to 3 ranked items per query
+//! # Ok::<(), cart_model::Error>(())
+//! ```
+//!
+//! # Features
+//!
+//! The library picks no backend: every `init`, `fit` and `load` takes a burn
+//! [`Device`](burn::prelude::Device), and the application enables the backend it wants.
+//!
+//! | feature | effect |
+//! | --- | --- |
+//! | `flex` | burn's pure-Rust CPU backend, with its SIMD kernels and threads (`Device::flex()`) |
+//! | `wgpu` | burn's GPU backend through wgpu (`Device::wgpu(..)`); the same code runs on it |
+//! | `ndarray` | burn's deprecated ndarray CPU backend |
+//!
+//! Training always runs on `device.autodiff()`; it needs no extra feature.
+
+mod error;
+mod generator;
+mod io;
+mod model;
+mod progress;
+mod scorer;
+mod train;
+
+pub use error::{Error, Result};
+pub use generator::{Generator, Pairs};
+pub use io::FORMAT_VERSION;
+pub use model::GeneratorConfig;
+pub use scorer::GeneratorScorer;
+pub use train::{EpochStats, TrainConfig, TrainHistory};

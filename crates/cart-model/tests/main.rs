@@ -1,0 +1,445 @@
+#![allow(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
+//! Public-API tests of `cart-model`: learning is shown (overfit to Recall@1 = 1.0 through the
+//! constrained beam search, with and without fusion), the cached scorer equals full recompute,
+//! and checkpoints round-trip and fail with typed errors.
+
+use burn::prelude::Device;
+use cart_ids::{IdAssignment, IdLayout, Token, assign_ids};
+use cart_model::{Error, Generator, GeneratorConfig, Pairs, TrainConfig, TrainHistory};
+use cart_search::{BeamSearchConfig, Scorer, Step, evaluate};
+
+/// burn's seeded RNG is one per device, shared by every thread: tests that draw from it run one
+/// at a time so that each sees exactly the random stream its seed gives.
+static RNG_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    RNG_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A tiny deterministic generator of uniform floats (no rand dependency in the test API).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32) / (1u64 << 24) as f32
+    }
+}
+
+/// `n` items with random identifiers `[k, v1, v2, u]` and `per_item` noisy queries each.
+struct Data {
+    ids: IdAssignment,
+    queries: Vec<f32>,
+    items: Vec<u32>,
+    d: usize,
+}
+
+fn data(n: usize, per_item: usize, d: usize, seed: u64) -> Data {
+    let layout = IdLayout::new(8, 2, 8, 8).unwrap();
+    let mut rng = Lcg(seed);
+    let coarse: Vec<u32> = (0..n).map(|_| (rng.next() * 8.0) as u32 % 8).collect();
+    let fine: Vec<u32> = (0..2 * n).map(|_| (rng.next() * 8.0) as u32 % 8).collect();
+    let ids = assign_ids(&layout, &coarse, &fine).unwrap();
+    let centers: Vec<f32> = (0..n * d).map(|_| rng.next() * 2.0 - 1.0).collect();
+    let mut queries = Vec::with_capacity(n * per_item * d);
+    let mut items = Vec::with_capacity(n * per_item);
+    for i in 0..n {
+        for _ in 0..per_item {
+            queries
+                .extend(centers[i * d..(i + 1) * d].iter().map(|c| c + 0.1 * (rng.next() - 0.5)));
+            items.push(i as u32);
+        }
+    }
+    Data { ids, queries, items, d }
+}
+
+fn tiny(d: usize, layout: &IdLayout) -> GeneratorConfig {
+    GeneratorConfig::for_layout(d, layout)
+        .with_d_model(32)
+        .with_n_heads(2)
+        .with_n_memory(2)
+        .with_n_encoder_layers(2)
+        .with_n_decoder_layers(1)
+        .with_d_ff(64)
+        .with_dropout(0.0)
+}
+
+fn overfit(fusion: bool, rdrop: bool) -> (Generator, TrainHistory, Data) {
+    let data = data(100, 3, 16, 7);
+    let _guard = rng_lock();
+    let device = Device::flex();
+    let config = tiny(data.d, data.ids.layout()).with_fusion(fusion).with_dropout(0.1);
+    let train = TrainConfig::new()
+        .with_n_epochs(60)
+        .with_batch_size(32)
+        .with_learning_rate(3e-3)
+        .with_rdrop(rdrop)
+        .with_eval_every(20)
+        .with_beam_width(5)
+        .with_seed(1)
+        .with_progress(false);
+    let pairs = Pairs::new(&data.queries, &data.items);
+    let (generator, history) = config.fit(&train, pairs, Some(pairs), &data.ids, &device).unwrap();
+    (generator, history, data)
+}
+
+fn check_learned(generator: &Generator, history: &TrainHistory, data: &Data) {
+    let first = &history.epochs[0];
+    let last = history.epochs.last().unwrap();
+    assert!(
+        last.cross_entropy < 0.1 * first.cross_entropy,
+        "loss must fall: {} -> {}\n{history}",
+        first.cross_entropy,
+        last.cross_entropy
+    );
+    let best = &history.epochs[history.best_epoch - 1];
+    assert_eq!(best.valid[0].k, 1);
+    assert!((best.valid[0].recall - 1.0).abs() < 1e-9, "{history}");
+    // The returned model is the best one: recompute its Recall@1 through the beam search.
+    let trie = data.ids.to_trie().unwrap();
+    let config = BeamSearchConfig::default().with_beam_width(5).with_top_k(5);
+    let ranked = generator.search(&trie, config, &data.queries).unwrap();
+    let relevant: Vec<Vec<u32>> = data.items.iter().map(|&i| vec![i]).collect();
+    let m = evaluate(&ranked, &relevant, &[1]).unwrap();
+    assert!((m[0].recall - 1.0).abs() < 1e-9);
+    // Distinct items are retrieved: no collapse onto one identifier.
+    let mut top: Vec<u32> = ranked.iter().map(|r| r[0].item).collect();
+    top.sort_unstable();
+    top.dedup();
+    assert_eq!(top.len(), 100);
+}
+
+#[test]
+fn overfits_to_recall_1_with_fusion_and_rdrop() {
+    let (generator, history, data) = overfit(true, true);
+    check_learned(&generator, &history, &data);
+    assert!(history.epochs.iter().all(|e| e.rdrop >= 0.0));
+    assert!(history.epochs[0].rdrop > 0.0, "dropout 0.1 gives a positive R-Drop term");
+}
+
+#[test]
+fn overfits_to_recall_1_without_fusion() {
+    let (generator, history, data) = overfit(false, false);
+    check_learned(&generator, &history, &data);
+    assert!(history.epochs.iter().all(|e| e.rdrop == 0.0));
+}
+
+fn random_generator(fusion: bool, layout: &IdLayout, seed: u64) -> Generator {
+    let _guard = rng_lock();
+    let device = Device::flex();
+    device.seed(seed);
+    tiny(5, layout).with_fusion(fusion).with_n_query_vectors(2).init(&device).unwrap()
+}
+
+/// Drives the scorer by hand (beams that split, repeat and vanish) and compares every row with
+/// the log-probabilities of recomputing the whole prefix.
+fn cached_equals_recompute(fusion: bool) {
+    let layout = IdLayout::new(4, 2, 5, 3).unwrap();
+    let g = random_generator(fusion, &layout, 11);
+    let mut rng = Lcg(5);
+    let queries: Vec<f32> = (0..3 * 10).map(|_| rng.next() - 0.5).collect();
+    let vocab = layout.vocab_size();
+    let len = layout.id_len();
+    let mut scorer = g.scorer(&queries).unwrap();
+    assert_eq!((scorer.vocab_size(), scorer.n_queries()), (vocab, 3));
+
+    // beams: (query, prefix tokens so far)
+    let mut beams: Vec<(usize, Vec<Token>)> = (0..3).map(|q| (q, vec![])).collect();
+    let parents_per_step = [vec![0, 0, 2, 1, 2], vec![4, 1, 1, 0], vec![3, 2]];
+    for position in 0..len {
+        let queries_of: Vec<usize> = beams.iter().map(|b| b.0).collect();
+        let tokens: Vec<Token> =
+            beams.iter().map(|b| b.1.last().copied().unwrap_or(IdLayout::BOS)).collect();
+        let step = Step { position, queries: &queries_of, tokens: &tokens };
+        let mut out = vec![f32::NAN; beams.len() * vocab];
+        scorer.score(&step, &mut out).unwrap();
+        for (b, (q, prefix)) in beams.iter().enumerate() {
+            // a full identifier whose first `position` tokens are the prefix
+            let mut id: Vec<Token> = prefix.clone();
+            while id.len() < len {
+                id.push(layout.position_range(id.len()).start);
+            }
+            let full = g.log_probs(&queries[q * 10..(q + 1) * 10], &id).unwrap();
+            let expected = &full[position * vocab..(position + 1) * vocab];
+            let got = &out[b * vocab..(b + 1) * vocab];
+            for (e, g) in expected.iter().zip(got) {
+                assert!((e - g).abs() < 1e-4, "position {position} beam {b}: {e} vs {g}");
+            }
+            let sum: f32 = got.iter().map(|l| l.exp()).sum();
+            assert!((sum - 1.0).abs() < 1e-4);
+        }
+        if position + 1 == len {
+            break;
+        }
+        let parents = &parents_per_step[position];
+        scorer.reorder(parents).unwrap();
+        let range = layout.position_range(position);
+        beams = parents
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                let (q, mut prefix) = beams[p].clone();
+                prefix.push(range.start + (i as u32) % (range.end - range.start));
+                (q, prefix)
+            })
+            .collect();
+    }
+}
+
+#[test]
+fn cached_decoding_equals_full_recompute_with_fusion() {
+    cached_equals_recompute(true);
+}
+
+#[test]
+fn cached_decoding_equals_full_recompute_without_fusion() {
+    cached_equals_recompute(false);
+}
+
+#[test]
+fn scorer_rejects_protocol_errors() {
+    let layout = IdLayout::new(4, 2, 5, 3).unwrap();
+    let g = random_generator(true, &layout, 1);
+    let queries = vec![0.1f32; 2 * 10];
+    let mut scorer = g.scorer(&queries).unwrap();
+    let vocab = layout.vocab_size();
+    let mut out = vec![0.0; 2 * vocab];
+    let bad_query = Step { position: 0, queries: &[0, 5], tokens: &[1, 1] };
+    assert!(matches!(scorer.score(&bad_query, &mut out), Err(Error::Protocol { .. })));
+    let bad_token = Step { position: 0, queries: &[0, 1], tokens: &[1, 999] };
+    assert!(matches!(scorer.score(&bad_token, &mut out), Err(Error::UnknownToken { .. })));
+    let ok = Step { position: 0, queries: &[0, 1], tokens: &[1, 1] };
+    scorer.score(&ok, &mut out).unwrap();
+    assert!(matches!(scorer.reorder(&[0, 2]), Err(Error::Protocol { .. })));
+    let skipped = Step { position: 2, queries: &[0, 1], tokens: &[3, 3] };
+    assert!(matches!(scorer.score(&skipped, &mut out), Err(Error::Protocol { .. })));
+}
+
+#[test]
+fn bad_queries_are_typed_errors() {
+    let layout = IdLayout::new(4, 2, 5, 3).unwrap();
+    let g = random_generator(true, &layout, 1);
+    assert!(matches!(g.scorer(&[0.0; 7]), Err(Error::DimMismatch { got: 7, expected: 10, .. })));
+    let mut nan = vec![0.0f32; 20];
+    nan[13] = f32::NAN;
+    assert!(matches!(g.scorer(&nan), Err(Error::NonFinite { query: 1, index: 3, .. })));
+    let id = [2u32, 999, 20, 21];
+    assert!(matches!(g.log_probs(&[0.0; 10], &id), Err(Error::UnknownToken { token: 999, .. })));
+    let trie = assign_ids(&layout, &[0], &[0, 0]).unwrap().to_trie().unwrap();
+    assert!(matches!(
+        g.search(&trie, BeamSearchConfig::default(), &[f32::INFINITY; 10]),
+        Err(Error::NonFinite { .. })
+    ));
+}
+
+#[test]
+fn search_returns_valid_items_from_an_untrained_model() {
+    let layout = IdLayout::new(4, 2, 5, 3).unwrap();
+    let g = random_generator(false, &layout, 2);
+    let coarse: Vec<u32> = (0..30).map(|i| i % 4).collect();
+    let fine: Vec<u32> = (0..60).map(|i| (i * 7 % 5) as u32).collect();
+    let ids = assign_ids(&layout, &coarse, &fine).unwrap();
+    let trie = ids.to_trie().unwrap();
+    let queries: Vec<f32> = (0..4 * 10).map(|i| (i as f32 * 0.37).sin()).collect();
+    let hits = g.search(&trie, BeamSearchConfig::default().with_top_k(5), &queries).unwrap();
+    assert_eq!(hits.len(), 4);
+    for ranked in &hits {
+        assert_eq!(ranked.len(), 5);
+        assert!(ranked.iter().all(|h| (h.item as usize) < 30));
+        assert!(ranked.windows(2).all(|w| w[0].score >= w[1].score));
+        let mut items: Vec<u32> = ranked.iter().map(|h| h.item).collect();
+        items.sort_unstable();
+        items.dedup();
+        assert_eq!(items.len(), 5, "no item twice");
+    }
+}
+
+#[test]
+fn save_load_reproduces_logits() {
+    let layout = IdLayout::new(4, 2, 5, 3).unwrap();
+    let g = random_generator(true, &layout, 4);
+    let dir = std::env::temp_dir().join(format!("cart-model-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("generator.cart");
+    g.save(&path).unwrap();
+    let loaded = Generator::load(&path, &Device::flex()).unwrap();
+    assert_eq!(loaded.config(), g.config());
+    let queries: Vec<f32> = (0..20).map(|i| (i as f32).cos()).collect();
+    let ids = [2u32, 6, 11, 16, 3, 7, 12, 17];
+    assert_eq!(g.log_probs(&queries, &ids).unwrap(), loaded.log_probs(&queries, &ids).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn with_crc(mut body: Vec<u8>) -> Vec<u8> {
+    let crc = crc32fast::hash(&body);
+    body.extend_from_slice(&crc.to_le_bytes());
+    body
+}
+
+#[test]
+fn bad_checkpoints_are_typed_errors() {
+    let layout = IdLayout::new(4, 2, 5, 3).unwrap();
+    let g = random_generator(true, &layout, 4);
+    let device = Device::flex();
+    let bytes = g.to_bytes().unwrap();
+    let is_bad =
+        |b: &[u8]| matches!(Generator::from_bytes(b, &device), Err(Error::Checkpoint { .. }));
+    assert!(Generator::from_bytes(&bytes, &device).is_ok());
+    assert!(is_bad(&bytes[..10]), "truncated header");
+    assert!(is_bad(&bytes[..bytes.len() - 100]), "truncated weights");
+    let mut corrupt = bytes.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0xff;
+    assert!(is_bad(&corrupt), "flipped byte");
+    let mut magic = bytes.clone();
+    magic[0] = b'X';
+    assert!(is_bad(&magic), "bad magic");
+    let body = &bytes[..bytes.len() - 4];
+    let mut version = body.to_vec();
+    version[8] = 9;
+    assert!(is_bad(&with_crc(version)), "other format version");
+
+    // A well-formed file whose config does not match its weights (d_ff 64 -> 48).
+    let header_len = u64::from_le_bytes(body[12..20].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&body[20..20 + header_len]).unwrap();
+    assert!(header.contains("\"d_ff\":64"));
+    let tampered = header.replace("\"d_ff\":64", "\"d_ff\":48");
+    let mut other = body[..12].to_vec();
+    other.extend_from_slice(&(tampered.len() as u64).to_le_bytes());
+    other.extend_from_slice(tampered.as_bytes());
+    other.extend_from_slice(&body[20 + header_len..]);
+    let err = Generator::from_bytes(&with_crc(other), &device).unwrap_err();
+    assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+
+    let missing = Generator::load("/nonexistent/dir/g.cart", &device).unwrap_err();
+    assert!(matches!(missing, Error::Io { .. }));
+}
+
+#[test]
+fn configs_round_trip_through_json_and_are_validated() {
+    let layout = IdLayout::new(4, 2, 5, 3).unwrap();
+    let config = tiny(5, &layout).with_fusion(false);
+    let json = serde_json::to_string(&config).unwrap();
+    assert_eq!(serde_json::from_str::<GeneratorConfig>(&json).unwrap(), config);
+    let train = TrainConfig::new().with_omega(0.5).with_checkpoint(Some("x.cart".into()));
+    let json = serde_json::to_string(&train).unwrap();
+    assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), train);
+
+    let device = Device::flex();
+    let bad = [
+        config.clone().with_n_heads(3),
+        config.clone().with_d_model(0),
+        config.clone().with_dropout(1.0),
+        config.clone().with_dropout(f64::NAN),
+    ];
+    for c in bad {
+        assert!(matches!(c.init(&device), Err(Error::InvalidConfig { .. })), "{c:?}");
+    }
+    // fit checks the training config and the layout before any work
+    let ids = assign_ids(&layout, &[0], &[0, 0]).unwrap();
+    let q = [0.0f32; 5];
+    let pairs = Pairs::new(&q, &[0]);
+    let zero_epochs = TrainConfig::new().with_n_epochs(0);
+    assert!(matches!(
+        config.fit(&zero_epochs, pairs, None, &ids, &device),
+        Err(Error::InvalidConfig { .. })
+    ));
+    let other_layout = tiny(5, &IdLayout::new(5, 2, 5, 3).unwrap());
+    assert!(matches!(
+        other_layout.fit(&TrainConfig::new(), pairs, None, &ids, &device),
+        Err(Error::InvalidConfig { .. })
+    ));
+    let unknown = Pairs::new(&q, &[3]);
+    assert!(matches!(
+        config.fit(&TrainConfig::new(), unknown, None, &ids, &device),
+        Err(Error::UnknownItem { item: 3, .. })
+    ));
+}
+
+#[test]
+fn history_writes_csv_and_json() {
+    let data = data(6, 2, 4, 3);
+    let _guard = rng_lock();
+    let device = Device::flex();
+    let config = tiny(data.d, data.ids.layout());
+    let train = TrainConfig::new().with_n_epochs(2).with_batch_size(4).with_progress(false);
+    let pairs = Pairs::new(&data.queries, &data.items);
+    let (_, history) = config.fit(&train, pairs, Some(pairs), &data.ids, &device).unwrap();
+    let csv = history.to_csv();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with("epoch,loss,cross_entropy,rdrop,learning_rate,seconds,recall@1"));
+    let dir = std::env::temp_dir().join(format!("cart-model-hist-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    history.save(dir.join("h.json")).unwrap();
+    let back: TrainHistory =
+        serde_json::from_slice(&std::fs::read(dir.join("h.json")).unwrap()).unwrap();
+    // serde_json reads floats back to within an ulp, not always bit for bit
+    assert_eq!((back.epochs.len(), back.best_epoch), (2, history.best_epoch));
+    for (a, b) in back.epochs.iter().zip(&history.epochs) {
+        assert!((a.loss - b.loss).abs() < 1e-12 && a.valid.len() == b.valid.len());
+    }
+    history.save(dir.join("h.csv")).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.join("h.csv")).unwrap(), csv);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn training_is_deterministic_given_a_seed() {
+    let data = data(10, 2, 4, 9);
+    let device = Device::flex();
+    let config = tiny(data.d, data.ids.layout()).with_dropout(0.1);
+    let train = TrainConfig::new().with_n_epochs(2).with_batch_size(8).with_progress(false);
+    let pairs = Pairs::new(&data.queries, &data.items);
+    let run = || {
+        let _guard = rng_lock();
+        let (g, h) = config.fit(&train, pairs, None, &data.ids, &device).unwrap();
+        let logp = g.log_probs(&data.queries[..4], data.ids.id(0).unwrap()).unwrap();
+        (logp, h.epochs.iter().map(|e| e.loss).collect::<Vec<_>>())
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a.1, b.1, "losses");
+    assert_eq!(a.0, b.0, "weights");
+}
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Generator>();
+    check::<GeneratorConfig>();
+    check::<TrainConfig>();
+    check::<TrainHistory>();
+    check::<Error>();
+}
+
+#[test]
+fn training_resumes_from_a_saved_checkpoint() {
+    let data = data(20, 2, 4, 5);
+    let _guard = rng_lock();
+    let device = Device::flex();
+    let config = tiny(data.d, data.ids.layout());
+    let dir = std::env::temp_dir().join(format!("cart-model-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("best.cart");
+    let train = TrainConfig::new()
+        .with_n_epochs(8)
+        .with_batch_size(8)
+        .with_learning_rate(3e-3)
+        .with_progress(false)
+        .with_checkpoint(Some(path.to_string_lossy().into_owned()));
+    let pairs = Pairs::new(&data.queries, &data.items);
+    let (_, first) = config.fit(&train, pairs, Some(pairs), &data.ids, &device).unwrap();
+    let loaded = Generator::load(&path, &device).unwrap();
+    let (_, more) = loaded.fit_more(&train, pairs, None, &data.ids).unwrap();
+    // the resumed run starts where the first one stopped, far below a fresh start
+    assert!(more.epochs[0].cross_entropy < 0.8 * first.epochs[0].cross_entropy, "{first}\n{more}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn saving_into_a_missing_directory_is_an_io_error() {
+    let layout = IdLayout::new(4, 2, 5, 3).unwrap();
+    let g = random_generator(true, &layout, 4);
+    let err = g.save("/nonexistent/dir/g.cart").unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+}
