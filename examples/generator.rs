@@ -44,6 +44,7 @@ struct Args {
     history: Option<String>,
     checkpoint: Option<String>,
     quantizer: String,
+    names: bool,
 }
 
 fn parse() -> Result<Args> {
@@ -63,6 +64,7 @@ fn parse() -> Result<Args> {
         history: None,
         checkpoint: None,
         quantizer: "c2f".into(),
+        names: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -83,6 +85,7 @@ fn parse() -> Result<Args> {
             "--history" => a.history = Some(value()?),
             "--checkpoint" => a.checkpoint = Some(value()?),
             "--quantizer" => a.quantizer = value()?,
+            "--names" => a.names = true,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -176,7 +179,11 @@ fn main() -> Result<()> {
         (q, i)
     };
     let (valid_q, valid_i) = split(&order[..n_valid]);
-    let (train_q, train_i) = split(&order[n_valid..]);
+    let (mut train_q, mut train_i) = split(&order[n_valid..]);
+    if args.names {
+        train_q.extend_from_slice(&data.items_e5.data);
+        train_i.extend(0..n as u32);
+    }
 
     let config = GeneratorConfig::for_layout(d_query, &layout)
         .with_d_model(args.d_model)

@@ -70,6 +70,30 @@ impl IdAssignment {
     pub fn to_trie(&self) -> Result<IdTrie> {
         IdTrie::from_ids(self.layout, &self.tokens)
     }
+
+    /// The identifiers held by `trie`, whose items must be exactly `0..trie.len()`: the way
+    /// back from a trie that grew with [`IdTrie::insert_codes`] to the dense assignment a
+    /// generator trains on. `O(n * id_len)`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownItem`] for the first key in `0..trie.len()` the trie lacks.
+    pub fn from_trie(trie: &IdTrie) -> Result<Self> {
+        let layout = *trie.layout();
+        let l = layout.id_len();
+        let n = u32::try_from(trie.len()).map_err(|_| Error::TooLarge)?;
+        let mut tokens = vec![0; n as usize * l];
+        for (item, out) in (0..n).zip(tokens.chunks_exact_mut(l)) {
+            trie.write_id(item, out)?;
+        }
+        let (mut n_colliding, mut largest_group) = (0, 0);
+        for size in trie.group_sizes() {
+            if size > 1 {
+                n_colliding += size;
+            }
+            largest_group = largest_group.max(size);
+        }
+        Ok(Self { layout, tokens, n_colliding, largest_group })
+    }
 }
 
 /// Gives every item exactly one identifier `[k, v1..vM, u]`.
@@ -184,6 +208,17 @@ mod tests {
         assert_eq!(ids.largest_group(), 1);
         let u0 = layout.position_range(2).start;
         assert!((0..4).all(|i| ids.id(i).unwrap()[2] == u0));
+    }
+
+    #[test]
+    fn from_trie_needs_dense_keys_and_counts_groups() {
+        let layout = IdLayout::new(2, 1, 2, 3).unwrap();
+        let ids = assign_ids(&layout, &[1, 0, 1, 1], &[1, 0, 1, 0]).unwrap();
+        let back = IdAssignment::from_trie(&ids.to_trie().unwrap()).unwrap();
+        assert_eq!(back, ids);
+        assert_eq!((back.n_colliding(), back.largest_group()), (2, 2));
+        let sparse = IdTrie::build(layout, &ids.tokens()[..6], &[0, 5]).unwrap();
+        assert!(matches!(IdAssignment::from_trie(&sparse), Err(Error::UnknownItem { item: 1 })));
     }
 
     #[test]

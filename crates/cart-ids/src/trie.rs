@@ -453,6 +453,13 @@ impl IdTrie {
         lo..hi
     }
 
+    /// Number of items under every `[k, v1..vM]` prefix present (the sizes of the groups the
+    /// uniqueness token separates), in prefix order.
+    pub(crate) fn group_sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        let l = self.layout.id_len();
+        self.offsets[l - 1].windows(2).map(|w| (w[1] - w[0]) as usize)
+    }
+
     /// Every item with its identifier, in identifier order.
     pub fn iter(&self) -> impl Iterator<Item = (SemanticId, u32)> + '_ {
         let l = self.layout.id_len();

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cart_ids::{Error, IdLayout, IdTrie, Node, Token, assign_ids};
+use cart_ids::{Error, IdAssignment, IdLayout, IdTrie, Node, Token, assign_ids};
 use proptest::prelude::*;
 
 /// A small layout and codes for up to 60 items, drawn to collide often.
@@ -176,8 +176,10 @@ proptest! {
                     let id = &ids[j * layout.id_len()..(j + 1) * layout.id_len()];
                     prop_assert_eq!(trie.get(id), Some(item));
                 }
-                // with everything in, this succeeds exactly when a one-shot assignment does
-                prop_assert!(assign_ids(&layout, &coarse, &fine).is_ok());
+                // with everything in, this succeeds exactly when a one-shot assignment does,
+                // and gives the same identifiers (suffixes follow item order in both)
+                let one_shot = assign_ids(&layout, &coarse, &fine).unwrap();
+                prop_assert_eq!(&IdAssignment::from_trie(&trie).unwrap(), &one_shot);
             }
             Err(Error::NoFreeUnique { .. }) => {
                 prop_assert_eq!(&trie, &before);

@@ -1,0 +1,531 @@
+//! [`CartIndex`]: quantizer, identifiers, trie, generator and optional dense re-rank in one.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use burn::prelude::Device;
+use cart_ids::{IdAssignment, IdDiagnostics, IdLayout, IdTrie, assign_ids};
+use cart_model::{Generator, Pairs, TrainConfig, TrainHistory};
+use cart_quant::{CoarseToFine, Quantizer, ResidualQuantizer};
+use cart_search::{BeamSearchConfig, DenseIndex, Hit};
+use ndarray::{Array2, ArrayView2};
+
+use crate::config::{IndexConfig, QuantizerConfig, SearchOptions};
+use crate::vectors::Vectors;
+use crate::{Error, Result};
+
+/// The fitted quantizer of an index.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum IndexQuantizer {
+    /// K-Means + RQ-VAE on the residual.
+    CoarseToFine(Box<CoarseToFine>),
+    /// Residual K-Means.
+    Residual(ResidualQuantizer),
+}
+
+impl Quantizer for IndexQuantizer {
+    fn d_input(&self) -> usize {
+        match self {
+            Self::CoarseToFine(q) => q.d_input(),
+            Self::Residual(q) => q.d_input(),
+        }
+    }
+
+    fn codebook_sizes(&self) -> Vec<usize> {
+        match self {
+            Self::CoarseToFine(q) => q.codebook_sizes(),
+            Self::Residual(q) => q.codebook_sizes(),
+        }
+    }
+
+    fn encode(&self, data: ArrayView2<'_, f32>) -> cart_quant::Result<Array2<u32>> {
+        match self {
+            Self::CoarseToFine(q) => q.encode(data),
+            Self::Residual(q) => q.encode(data),
+        }
+    }
+
+    fn decode(&self, codes: ArrayView2<'_, u32>) -> cart_quant::Result<Array2<f32>> {
+        match self {
+            Self::CoarseToFine(q) => q.decode(codes),
+            Self::Residual(q) => q.decode(codes),
+        }
+    }
+}
+
+/// What an index is built from: item vectors, training queries paired with items, and
+/// optionally the item vectors in the query space for the dense re-rank.
+#[derive(Clone, Copy, Debug)]
+pub struct Corpus<'a> {
+    /// Item vectors (item `i` is row `i`): the quantizer turns them into identifiers.
+    pub items: Vectors<'a>,
+    /// Training query vectors (captions, pseudo-queries, ...).
+    pub queries: Vectors<'a>,
+    /// `query_items[q]`: the item training query `q` should retrieve.
+    pub query_items: &'a [u32],
+    /// Item vectors in the query space (for CLIP-style models the item vectors themselves),
+    /// kept for [`SearchOptions::rerank`] and [`CartIndex::dense`].
+    pub rerank: Option<Vectors<'a>>,
+}
+
+impl<'a> Corpus<'a> {
+    /// Items and their training pairs, no re-rank vectors.
+    pub fn new(items: Vectors<'a>, queries: Vectors<'a>, query_items: &'a [u32]) -> Self {
+        Self { items, queries, query_items, rerank: None }
+    }
+
+    /// With item vectors in the query space for the dense re-rank (row `i` is item `i`).
+    pub fn with_rerank(mut self, vectors: Vectors<'a>) -> Self {
+        self.rerank = Some(vectors);
+        self
+    }
+}
+
+/// A short training run after [`CartIndex::add_items`], on pairs that should cover the new
+/// items and, to keep what the generator knows, a sample of the old ones.
+#[derive(Clone, Debug)]
+pub struct FineTune<'a> {
+    /// Query vectors.
+    pub queries: Vectors<'a>,
+    /// `items[q]`: the item (old or new key) of query `q`.
+    pub items: &'a [u32],
+    /// The run (epochs, learning rate, ...); no validation is done.
+    pub train: TrainConfig,
+}
+
+/// A CART index: generative cross-modal retrieval in one value.
+///
+/// [`CartIndex::fit`] quantizes the item vectors into codes `[k, v1..vM]`
+/// ([`IndexQuantizer`]), gives every item a unique identifier `[k, v1..vM, u]`, builds the
+/// prefix trie of valid identifiers and trains the generator on (query, identifier) pairs.
+/// [`CartIndex::search`] then *generates* the identifiers of the best items for each query by
+/// beam search constrained to the trie; no item vector is scored. Optionally the beams are
+/// re-ranked by dense similarity ([`SearchOptions::rerank`]).
+///
+/// Items are keyed `0..len()` in the order they were given; [`CartIndex::add_items`] appends.
+/// [`CartIndex::save`] / [`CartIndex::load`] write and read a versioned index directory.
+///
+/// ```no_run
+/// use burn::prelude::Device;
+/// use cart::{CartIndex, Corpus, IndexConfig, SearchOptions, Vectors};
+///
+/// # fn main() -> cart::Result<()> {
+/// # let (items, queries, query_items, test): (Vec<f32>, Vec<f32>, Vec<u32>, Vec<f32>) = todo!();
+/// let device = Device::default();
+/// let corpus = Corpus::new(Vectors::new(&items, 512)?, Vectors::new(&queries, 512)?, &query_items)
+///     .with_rerank(Vectors::new(&items, 512)?); // CLIP: items and queries share one space
+/// let index = CartIndex::fit(&IndexConfig::coarse_to_fine(512, 64, 3, 32), corpus, &device)?;
+/// let hits = index.search_with(&test, SearchOptions::new(10).with_rerank(true))?;
+/// index.save("my-index")?;
+/// let again = CartIndex::load("my-index", &device)?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CartIndex {
+    pub(crate) config: IndexConfig,
+    pub(crate) quantizer: IndexQuantizer,
+    pub(crate) trie: IdTrie,
+    pub(crate) generator: Generator,
+    pub(crate) dense: Option<DenseIndex>,
+    pub(crate) history: TrainHistory,
+}
+
+/// Reports a stage on stderr when asked to.
+fn stage(on: bool, message: std::fmt::Arguments<'_>) {
+    if on {
+        eprintln!("[cart] {message}");
+    }
+}
+
+impl CartIndex {
+    /// Builds an index: fits the quantizer on `corpus.items`, assigns identifiers, builds the
+    /// trie, and trains the generator on `corpus.queries` / `corpus.query_items` (holding out
+    /// `config.validation_fraction` of them to pick the best epoch).
+    ///
+    /// Deterministic given the seeds in `config`, provided nothing else draws from the
+    /// backend's random state meanwhile (burn keeps one per backend, shared by all threads).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for bad settings or codebook sizes that do not form an
+    /// identifier layout, [`Error::EmptyData`], [`Error::DimMismatch`],
+    /// [`Error::LengthMismatch`], [`Error::NonFinite`] and [`Error::UnknownItem`] for bad data,
+    /// and the errors of the quantizer, the identifier assignment and training.
+    pub fn fit(config: &IndexConfig, corpus: Corpus<'_>, device: &Device) -> Result<Self> {
+        config.validate()?;
+        let Corpus { items, queries, query_items, rerank } = corpus;
+        let n = items.len();
+        if n == 0 {
+            return Err(Error::EmptyData { what: "item vectors" });
+        }
+        let n32 = u32::try_from(n).map_err(|_| Error::config("items", n, "at most u32::MAX"))?;
+        if queries.is_empty() {
+            return Err(Error::EmptyData { what: "training queries" });
+        }
+        if queries.len() != query_items.len() {
+            return Err(Error::LengthMismatch {
+                what: "training queries and their items",
+                left: queries.len(),
+                right: query_items.len(),
+            });
+        }
+        if let Some(&item) = query_items.iter().find(|&&i| i >= n32) {
+            return Err(Error::UnknownItem { item, n_items: n });
+        }
+        items.check_finite("item vectors")?;
+        queries.check_finite("training queries")?;
+        let dense = rerank.map(|r| dense_index(r, n, queries.dim(), config)).transpose()?;
+
+        // 1. Codes [k, v1..vM] for every item.
+        let t = Instant::now();
+        stage(config.progress, format_args!("fitting the quantizer on {n} items"));
+        let quantizer = match &config.quantizer {
+            QuantizerConfig::CoarseToFine(c) => {
+                IndexQuantizer::CoarseToFine(Box::new(c.fit(items.view(), device)?.0))
+            }
+            QuantizerConfig::Residual(c) => IndexQuantizer::Residual(c.fit(items.view(), device)?),
+        };
+        let (coarse, fine) = split_codes(&quantizer.encode(items.view())?);
+
+        // 2. Identifiers [k, v1..vM, u], with room in u for later items.
+        let sizes = quantizer.codebook_sizes();
+        let probe = layout(&sizes, n32)?;
+        let needed = assign_ids(&probe, &coarse, &fine)?.largest_group();
+        let n_unique = ((needed as f64 * config.unique_headroom).ceil() as usize).max(needed);
+        let layout = layout(&sizes, u32::try_from(n_unique).unwrap_or(u32::MAX))?;
+        let ids = assign_ids(&layout, &coarse, &fine)?;
+        let trie = ids.to_trie()?;
+        stage(
+            config.progress,
+            format_args!(
+                "identifiers: {} tokens, vocabulary {}, {:.1}% of items share their codes, \
+                 largest group {needed} (U = {n_unique}); {:.1} s",
+                layout.id_len(),
+                layout.vocab_size(),
+                100.0 * ids.collision_rate(),
+                t.elapsed().as_secs_f64()
+            ),
+        );
+
+        // 3. The generator, trained on (query, identifier) pairs.
+        let mut generator_config = config.generator.clone();
+        let per_query = generator_config.n_query_vectors.max(1);
+        if !queries.dim().is_multiple_of(per_query) {
+            return Err(Error::DimMismatch {
+                what: "training queries (n_query_vectors vectors each)",
+                got: queries.dim() % per_query,
+                expected: per_query,
+            });
+        }
+        generator_config.d_query = queries.dim() / per_query;
+        generator_config.vocab_size = layout.vocab_size();
+        generator_config.id_len = layout.id_len();
+        let (train, valid) = split_pairs(queries, query_items, config);
+        stage(
+            config.progress,
+            format_args!(
+                "training the generator on {} pairs ({} held out for validation)",
+                train.1.len(),
+                valid.1.len()
+            ),
+        );
+        let t = Instant::now();
+        let valid_pairs = (!valid.1.is_empty()).then(|| Pairs::new(&valid.0, &valid.1));
+        let (generator, history) = generator_config.fit(
+            &config.train,
+            Pairs::new(&train.0, &train.1),
+            valid_pairs,
+            &ids,
+            device,
+        )?;
+        stage(
+            config.progress,
+            format_args!(
+                "trained {} parameters in {:.1} s (best epoch {})",
+                generator.n_params(),
+                t.elapsed().as_secs_f64(),
+                history.best_epoch
+            ),
+        );
+        let mut config = config.clone();
+        config.generator = generator_config;
+        Ok(Self { config, quantizer, trie, generator, dense, history })
+    }
+
+    /// The `k` best items for each query (row-major, [`CartIndex::query_dim`] values per
+    /// query), generated by the constrained beam search, best first.
+    ///
+    /// # Errors
+    ///
+    /// As [`CartIndex::search_with`].
+    pub fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+        self.search_with(queries, SearchOptions::new(k))
+    }
+
+    /// Search with explicit options: beam width and the dense re-rank.
+    ///
+    /// Scores are the generator's identifier log-probabilities, or the dense similarities
+    /// after a re-rank. A query can get fewer than `k` hits when the beams hold fewer items.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for `k == 0` or a zero beam width, [`Error::Rerank`] when
+    /// re-ranking without re-rank vectors, and the model's errors for bad query vectors
+    /// (wrong width, NaN or inf).
+    pub fn search_with(&self, queries: &[f32], options: SearchOptions) -> Result<Vec<Vec<Hit>>> {
+        if options.k == 0 {
+            return Err(Error::config("k", 0, "must be at least 1"));
+        }
+        let beam = options.beam_width.unwrap_or(self.config.beam_width);
+        if beam == 0 {
+            return Err(Error::config("beam_width", 0, "must be at least 1"));
+        }
+        let beam = beam.max(options.k);
+        let dense = match (options.rerank, &self.dense) {
+            (false, _) => None,
+            (true, Some(d)) => Some(d),
+            (true, None) => return Err(Error::Rerank("the index was built without them")),
+        };
+        // With a re-rank every beam is a candidate; without, the top k are the answer.
+        let top = if dense.is_some() { beam } else { options.k };
+        let search = BeamSearchConfig::default().with_beam_width(beam).with_top_k(top);
+        let hits = self.generator.search(&self.trie, search, queries)?;
+        match dense {
+            None => Ok(hits),
+            Some(d) => {
+                let mut hits = d.rerank(queries, &hits)?;
+                hits.iter_mut().for_each(|h| h.truncate(options.k));
+                Ok(hits)
+            }
+        }
+    }
+
+    /// Gives identifiers to new items with the frozen quantizer, inserts them into the trie
+    /// and returns their keys (`len()..len() + n`).
+    ///
+    /// - `rerank`: their vectors in the query space, required when the index has re-rank
+    ///   vectors and refused when it has none.
+    /// - `fine_tune`: an optional short training run so the generator learns the new
+    ///   identifiers. Without it, new items are reachable by search only where the generator
+    ///   already generalizes to their codes.
+    ///
+    /// Everything is computed first; on any error the index is unchanged.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimMismatch`] / [`Error::NonFinite`] for bad vectors, [`Error::Rerank`],
+    /// [`Error::Ids`] with `NoFreeUnique` when a code tuple has no free uniqueness suffix left
+    /// (fit with a larger [`IndexConfig::unique_headroom`]), and training errors.
+    pub fn add_items(
+        &mut self,
+        items: Vectors<'_>,
+        rerank: Option<Vectors<'_>>,
+        fine_tune: Option<&FineTune<'_>>,
+    ) -> Result<Range<u32>> {
+        let old = self.len();
+        items.expect_dim("new item vectors", self.quantizer.d_input())?;
+        if items.is_empty() {
+            return Err(Error::EmptyData { what: "new item vectors" });
+        }
+        items.check_finite("new item vectors")?;
+        let total = old + items.len();
+        let end =
+            u32::try_from(total).map_err(|_| Error::config("items", total, "at most u32::MAX"))?;
+        let keys = old as u32..end;
+
+        let dense = match (&self.dense, rerank) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(Error::Rerank("the index re-ranks: give the new items' vectors"));
+            }
+            (None, Some(_)) => return Err(Error::Rerank("the index was built without them")),
+            (Some(d), Some(r)) => {
+                if r.len() != items.len() {
+                    return Err(Error::LengthMismatch {
+                        what: "new items and their re-rank vectors",
+                        left: items.len(),
+                        right: r.len(),
+                    });
+                }
+                r.expect_dim("new re-rank vectors", d.dim())?;
+                let mut all = Vec::with_capacity(total * d.dim());
+                for i in 0..old as u32 {
+                    all.extend_from_slice(d.vector(i).unwrap_or_default());
+                }
+                all.extend_from_slice(r.as_slice());
+                Some(DenseIndex::new(all, d.dim(), d.metric())?)
+            }
+        };
+
+        let (coarse, fine) = split_codes(&self.quantizer.encode(items.view())?);
+        let mut trie = self.trie.clone();
+        let keys_vec: Vec<u32> = keys.clone().collect();
+        trie.insert_codes(&keys_vec, &coarse, &fine)?;
+
+        let generator = match fine_tune {
+            None => None,
+            Some(ft) => {
+                ft.queries.expect_dim("fine-tune queries", self.query_dim())?;
+                if ft.queries.len() != ft.items.len() {
+                    return Err(Error::LengthMismatch {
+                        what: "fine-tune queries and their items",
+                        left: ft.queries.len(),
+                        right: ft.items.len(),
+                    });
+                }
+                if let Some(&item) = ft.items.iter().find(|&&i| i >= end) {
+                    return Err(Error::UnknownItem { item, n_items: total });
+                }
+                let ids = IdAssignment::from_trie(&trie)?;
+                let pairs = Pairs::new(ft.queries.as_slice(), ft.items);
+                Some(self.generator.fit_more(&ft.train, pairs, None, &ids)?.0)
+            }
+        };
+
+        self.trie = trie;
+        if let Some(d) = dense {
+            self.dense = Some(d);
+        }
+        if let Some(g) = generator {
+            self.generator = g;
+        }
+        Ok(keys)
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.trie.len()
+    }
+
+    /// Whether the index holds no item (never, for a fitted or loaded index).
+    pub fn is_empty(&self) -> bool {
+        self.trie.is_empty()
+    }
+
+    /// Width of the item vectors the quantizer takes.
+    pub fn item_dim(&self) -> usize {
+        self.quantizer.d_input()
+    }
+
+    /// Width of a query ([`cart_model::GeneratorConfig::query_width`]).
+    pub fn query_dim(&self) -> usize {
+        self.generator.config().query_width()
+    }
+
+    /// The settings the index was fitted with (the generator's sizes filled in).
+    pub fn config(&self) -> &IndexConfig {
+        &self.config
+    }
+
+    /// The identifier layout.
+    pub fn layout(&self) -> &IdLayout {
+        self.trie.layout()
+    }
+
+    /// The fitted quantizer (frozen: [`CartIndex::add_items`] encodes with it).
+    pub fn quantizer(&self) -> &IndexQuantizer {
+        &self.quantizer
+    }
+
+    /// The trie of valid identifiers.
+    pub fn trie(&self) -> &IdTrie {
+        &self.trie
+    }
+
+    /// The generator.
+    pub fn generator(&self) -> &Generator {
+        &self.generator
+    }
+
+    /// The exact dense index over the re-rank vectors, if the index has them: the baseline to
+    /// compare against, and the re-ranker.
+    pub fn dense(&self) -> Option<&DenseIndex> {
+        self.dense.as_ref()
+    }
+
+    /// The generator's training history (from [`CartIndex::fit`]).
+    pub fn history(&self) -> &TrainHistory {
+        &self.history
+    }
+
+    /// Identifier statistics: collisions, items per prefix, uniqueness values, memory.
+    pub fn diagnostics(&self) -> IdDiagnostics {
+        self.trie.diagnostics()
+    }
+
+    /// The identifier of `item`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownItem`].
+    pub fn id_of(&self, item: u32) -> Result<cart_ids::SemanticId> {
+        self.trie.id_of(item).map_err(|_| Error::UnknownItem { item, n_items: self.len() })
+    }
+}
+
+/// The dense re-rank index, checked against the corpus.
+fn dense_index(
+    vectors: Vectors<'_>,
+    n_items: usize,
+    query_dim: usize,
+    config: &IndexConfig,
+) -> Result<DenseIndex> {
+    if vectors.len() != n_items {
+        return Err(Error::LengthMismatch {
+            what: "items and their re-rank vectors",
+            left: n_items,
+            right: vectors.len(),
+        });
+    }
+    vectors.expect_dim("re-rank vectors (must be in the query space)", query_dim)?;
+    Ok(DenseIndex::new(vectors.as_slice().to_vec(), vectors.dim(), config.rerank_metric)?)
+}
+
+/// The layout for codebook sizes `[K, C, .., C]` and `n_unique` suffixes.
+pub(crate) fn layout(sizes: &[usize], n_unique: u32) -> Result<IdLayout> {
+    let (&k, fine) = sizes.split_first().ok_or(Error::config("codebook sizes", "[]", "empty"))?;
+    let c = fine.first().copied().unwrap_or(1);
+    if fine.iter().any(|&s| s != c) {
+        return Err(Error::config(
+            "codebook sizes",
+            format!("{sizes:?}"),
+            "the fine levels must share one codebook size",
+        ));
+    }
+    let to_u32 = |v: usize| {
+        u32::try_from(v).map_err(|_| Error::config("codebook size", v, "at most u32::MAX"))
+    };
+    Ok(IdLayout::new(to_u32(k)?, fine.len(), to_u32(c)?, n_unique)?)
+}
+
+/// Coarse codes and flat fine codes from a `[n, 1 + M]` code matrix.
+fn split_codes(codes: &Array2<u32>) -> (Vec<u32>, Vec<u32>) {
+    let coarse = codes.column(0).to_vec();
+    let fine = codes
+        .rows()
+        .into_iter()
+        .flat_map(|r| r.iter().skip(1).copied().collect::<Vec<_>>())
+        .collect();
+    (coarse, fine)
+}
+
+type Split = (Vec<f32>, Vec<u32>);
+
+/// A seeded shuffle of the pairs, cut into training and validation.
+fn split_pairs(queries: Vectors<'_>, items: &[u32], config: &IndexConfig) -> (Split, Split) {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let n = items.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(config.seed));
+    let n_valid = ((n as f64 * config.validation_fraction) as usize).min(n.saturating_sub(1));
+    let take = |rows: &[usize]| -> Split {
+        let mut q = Vec::with_capacity(rows.len() * queries.dim());
+        for &r in rows {
+            q.extend_from_slice(queries.row(r).unwrap_or_default());
+        }
+        (q, rows.iter().map(|&r| items[r]).collect())
+    };
+    (take(&order[n_valid..]), take(&order[..n_valid]))
+}

@@ -1,0 +1,81 @@
+//! Generative cross-modal retrieval: CART (Fang et al., "CART: A Generative Cross-Modal
+//! Retrieval Framework With Coarse-To-Fine Semantic Modeling", ACL 2025) in one index type.
+//!
+//! Classic retrieval scores a query against every candidate. CART gives every candidate (an
+//! image, an audio clip, a video: in practice its embedding vector) a short semantic
+//! identifier `[k, v1..vM, u]` and trains a small seq2seq model to *generate* the identifier
+//! from the query; a beam search constrained to the identifiers that exist returns the top
+//! items.
+//!
+//! [`CartIndex::fit`] does all of it from item vectors and (query vector, item) training pairs:
+//!
+//! 1. the quantizer ([`cart_quant`]) gives each item codes `[k, v1..vM]`: a K-Means cluster
+//!    and RQ-VAE codes of the residual;
+//! 2. [`cart_ids`] adds the suffix `u` that makes colliding codes unique and builds the prefix
+//!    trie of valid identifiers;
+//! 3. [`cart_model`] trains the generator (encoder-decoder transformer with coarse-to-fine
+//!    fusion, cross-entropy + R-Drop);
+//! 4. [`CartIndex::search`] runs [`cart_search`]'s constrained beam search with the generator
+//!    as scorer, optionally re-ranking the beams by dense similarity.
+//!
+//! The four crates are re-exported ([`ids`], [`quant`], [`model`], [`search`]) for everything
+//! the index does not wrap. [`synthetic`] draws seeded clustered corpora for benches and scale
+//! tests.
+//!
+//! # Example
+//!
+//! ```
+//! use burn::prelude::Device;
+//! use cart::synthetic::SyntheticConfig;
+//! use cart::{CartIndex, Corpus, IndexConfig, SearchOptions, Vectors};
+//!
+//! // 200 synthetic items with 3 training queries each (bring your encoders' vectors instead).
+//! let data = SyntheticConfig::new(200).with_dims(16, 16).generate()?;
+//! let corpus = Corpus::new(
+//!     Vectors::new(&data.items, 16)?,
+//!     Vectors::new(&data.train_queries, 16)?,
+//!     &data.train_items,
+//! )
+//! .with_rerank(Vectors::new(&data.items_in_query_space, 16)?);
+//!
+//! let mut config = IndexConfig::residual(8, 2, 8).with_progress_everywhere(false);
+//! config.train = config.train.with_n_epochs(2);
+//! config.generator = config.generator.with_d_model(32).with_d_ff(64);
+//! let index = CartIndex::fit(&config, corpus, &Device::flex())?;
+//!
+//! let hits = index.search_with(&data.test_queries, SearchOptions::new(5).with_rerank(true))?;
+//! assert_eq!(hits.len(), data.test_items.len());
+//! println!("{}", index.diagnostics());
+//! # Ok::<(), cart::Error>(())
+//! ```
+//!
+//! # Features
+//!
+//! | feature | effect |
+//! | --- | --- |
+//! | `flex` (default) | burn's pure-Rust CPU backend, with SIMD kernels and threads (`Device::flex()`) |
+//! | `wgpu` | burn's GPU backend through wgpu (`Device::wgpu(..)`): the same code on a GPU |
+//! | `ndarray` | burn's deprecated ndarray CPU backend |
+//!
+//! Every `fit` and `load` takes a burn [`Device`](burn::prelude::Device); training runs on its
+//! autodiff form internally.
+
+mod config;
+mod error;
+mod index;
+mod store;
+pub mod synthetic;
+mod vectors;
+
+pub use config::{IndexConfig, QuantizerConfig, SearchOptions, default_generator};
+pub use error::{Error, Result};
+pub use index::{CartIndex, Corpus, FineTune, IndexQuantizer};
+pub use store::{FORMAT, FORMAT_VERSION};
+pub use vectors::Vectors;
+
+pub use cart_ids as ids;
+pub use cart_model as model;
+pub use cart_quant as quant;
+pub use cart_search as search;
+
+pub use cart_search::Hit;

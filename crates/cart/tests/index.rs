@@ -1,0 +1,317 @@
+//! The index end to end: fit, search, re-rank, save/load, add_items, and bad input.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use burn::prelude::Device;
+use cart::search::{Hit, evaluate};
+use cart::synthetic::{SyntheticConfig, SyntheticCorpus};
+use cart::{CartIndex, Corpus, Error, FineTune, IndexConfig, SearchOptions, Vectors};
+
+const D: usize = 16;
+
+fn data(n: usize) -> SyntheticCorpus {
+    let mut c = SyntheticConfig::new(n).with_dims(D, D).with_seed(5);
+    c.n_clusters = 8;
+    c.generate().unwrap()
+}
+
+fn config(epochs: usize) -> IndexConfig {
+    let mut c =
+        IndexConfig::residual(8, 2, 6).with_seed_everywhere(3).with_progress_everywhere(false);
+    c.train = c.train.with_n_epochs(epochs).with_batch_size(64).with_learning_rate(3e-3);
+    c.generator = c
+        .generator
+        .with_d_model(32)
+        .with_n_heads(2)
+        .with_n_encoder_layers(1)
+        .with_n_decoder_layers(1)
+        .with_d_ff(64)
+        .with_n_memory(2);
+    c.validation_fraction = 0.0;
+    c.beam_width = 8;
+    c
+}
+
+fn v(x: &[f32]) -> Vectors<'_> {
+    Vectors::new(x, D).unwrap()
+}
+
+fn corpus(d: &SyntheticCorpus) -> Corpus<'_> {
+    Corpus::new(
+        Vectors::new(&d.items, D).unwrap(),
+        Vectors::new(&d.train_queries, D).unwrap(),
+        &d.train_items,
+    )
+    .with_rerank(Vectors::new(&d.items_in_query_space, D).unwrap())
+}
+
+/// burn's random state is global per backend: tests that train hold this lock so that
+/// concurrent tests cannot interleave draws and break the determinism checks.
+fn rng_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn fit(d: &SyntheticCorpus, epochs: usize) -> CartIndex {
+    CartIndex::fit(&config(epochs), corpus(d), &Device::flex()).unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cart-index-test-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn items(hits: &[Vec<Hit>]) -> Vec<Vec<u32>> {
+    hits.iter().map(|h| h.iter().map(|x| x.item).collect()).collect()
+}
+
+#[test]
+fn fit_search_rerank_is_deterministic_and_learns() {
+    let _guard = rng_lock();
+    let d = data(240);
+    let index = fit(&d, 12);
+    assert_eq!(index.len(), 240);
+    assert_eq!((index.item_dim(), index.query_dim()), (D, D));
+    assert_eq!(index.layout().id_len(), 4);
+    // every item has a distinct identifier in the trie
+    for item in 0..240 {
+        assert_eq!(index.trie().get(index.id_of(item).unwrap().tokens()), Some(item));
+    }
+
+    let hits = index.search(&d.test_queries, 5).unwrap();
+    assert_eq!(hits.len(), d.test_items.len());
+    assert!(hits.iter().all(|h| h.len() <= 5 && !h.is_empty()));
+    for h in &hits {
+        assert!(h.windows(2).all(|w| w[0].score >= w[1].score), "best first");
+    }
+    // the generator has learned: far above the 10/240 a random ranking gets on the queries it
+    // was trained on
+    let relevant: Vec<Vec<u32>> = d.train_items.iter().map(|&i| vec![i]).collect();
+    let train_hits = index.search(&d.train_queries, 10).unwrap();
+    let m = evaluate(&train_hits, &relevant, &[10]).unwrap();
+    assert!(m[0].recall > 0.25, "training R@10 {}", m[0].recall);
+
+    // re-rank: the same candidates (all beams), re-ordered by dense similarity
+    let opts = SearchOptions::new(5).with_rerank(true);
+    let reranked = index.search_with(&d.test_queries, opts).unwrap();
+    let beams = index.search(&d.test_queries, 8).unwrap();
+    for (r, b) in reranked.iter().zip(&beams) {
+        assert!(r.len() <= 5);
+        assert!(r.iter().all(|h| b.iter().any(|x| x.item == h.item)));
+        assert!(r.windows(2).all(|w| w[0].score >= w[1].score));
+    }
+    let dense = index.dense().unwrap().rerank(&d.test_queries, &beams).unwrap();
+    for (r, full) in reranked.iter().zip(&dense) {
+        assert_eq!(items(std::slice::from_ref(r)), items(&[full[..r.len()].to_vec()]));
+    }
+
+    // same seed, same index, same answers
+    let again = fit(&d, 12);
+    assert_eq!(items(&again.search(&d.test_queries, 5).unwrap()), items(&hits));
+}
+
+#[test]
+fn save_load_round_trip_and_damaged_directories() {
+    let _guard = rng_lock();
+    let d = data(120);
+    let index = fit(&d, 2);
+    let root = scratch("store");
+    let dir = root.join("idx");
+    index.save(&dir).unwrap();
+    let device = Device::flex();
+    let loaded = CartIndex::load(&dir, &device).unwrap();
+    assert_eq!(loaded.len(), index.len());
+    assert_eq!(loaded.layout(), index.layout());
+    assert_eq!(loaded.trie(), index.trie());
+    assert_eq!(loaded.history(), index.history());
+    assert_eq!(
+        index.search(&d.test_queries, 5).unwrap(),
+        loaded.search(&d.test_queries, 5).unwrap(),
+        "a loaded generator answers exactly like the saved one"
+    );
+    let opts = SearchOptions::new(5).with_rerank(true);
+    let a = index.search_with(&d.test_queries, opts).unwrap();
+    let b = loaded.search_with(&d.test_queries, opts).unwrap();
+    assert_eq!(items(&a), items(&b));
+    for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+        assert!((x.score - y.score).abs() < 1e-6, "{x:?} vs {y:?}");
+    }
+    // no temporary directories are left behind, and saving over an index replaces it
+    loaded.save(&dir).unwrap();
+    let names: Vec<_> = fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec!["idx"]);
+
+    // a directory that is not an index is never replaced
+    let other = root.join("not-an-index");
+    fs::create_dir_all(&other).unwrap();
+    fs::write(other.join("precious.txt"), "keep me").unwrap();
+    assert!(matches!(index.save(&other), Err(Error::Format { .. })));
+    assert_eq!(fs::read_to_string(other.join("precious.txt")).unwrap(), "keep me");
+
+    let damaged = |name: &str, edit: &dyn Fn(&Path)| -> Error {
+        let copy = root.join(format!("copy-{name}"));
+        index.save(&copy).unwrap();
+        edit(&copy);
+        CartIndex::load(&copy, &device).unwrap_err()
+    };
+    let truncate = |file: &'static str| {
+        move |dir: &Path| {
+            let p = dir.join(file);
+            let bytes = fs::read(&p).unwrap();
+            fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        }
+    };
+    for file in ["generator.bin", "trie.bin", "quantizer.bin", "rerank.bin", "history.json"] {
+        let e = damaged(file, &truncate(file));
+        assert!(matches!(&e, Error::Format { path, .. } if path.ends_with(file)), "{file}: {e}");
+    }
+    let e = damaged("flip", &|dir: &Path| {
+        let p = dir.join("trie.bin");
+        let mut bytes = fs::read(&p).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x40;
+        fs::write(&p, bytes).unwrap();
+    });
+    assert!(e.to_string().contains("CRC-32"), "{e}");
+    let e = damaged("version", &|dir: &Path| {
+        let p = dir.join("index.json");
+        let text = fs::read_to_string(&p).unwrap().replace("\"version\": 1", "\"version\": 99");
+        fs::write(&p, text).unwrap();
+    });
+    assert!(e.to_string().contains("version 99"), "{e}");
+    let e = damaged("garbage", &|dir: &Path| fs::write(dir.join("index.json"), "{").unwrap());
+    assert!(matches!(e, Error::Format { .. }), "{e}");
+    let e = damaged("missing", &|dir: &Path| fs::remove_file(dir.join("generator.bin")).unwrap());
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+    let _ = fs::remove_dir_all(&root);
+}
+
+#[test]
+fn add_items_extends_the_trie_and_keeps_the_index_on_error() {
+    let _guard = rng_lock();
+    let d = data(200);
+    let (old, new) = (160, 40);
+    let sub =
+        |v: &[f32], dim: usize, r: std::ops::Range<usize>| v[r.start * dim..r.end * dim].to_vec();
+    let items_old = sub(&d.items, D, 0..old);
+    let rerank_old = sub(&d.items_in_query_space, D, 0..old);
+    let keep: Vec<usize> =
+        (0..d.train_items.len()).filter(|&q| (d.train_items[q] as usize) < old).collect();
+    let q_old: Vec<f32> =
+        keep.iter().flat_map(|&q| d.train_queries[q * D..(q + 1) * D].to_vec()).collect();
+    let i_old: Vec<u32> = keep.iter().map(|&q| d.train_items[q]).collect();
+    let corpus =
+        Corpus::new(Vectors::new(&items_old, D).unwrap(), Vectors::new(&q_old, D).unwrap(), &i_old)
+            .with_rerank(Vectors::new(&rerank_old, D).unwrap());
+    let mut index = CartIndex::fit(&config(2), corpus, &Device::flex()).unwrap();
+    let before = index.trie().clone();
+
+    let items_new = sub(&d.items, D, old..old + new);
+    let rerank_new = sub(&d.items_in_query_space, D, old..old + new);
+
+    // bad input changes nothing
+    let wrong = vec![0.5; 4 * (D + 1)];
+    let e = index.add_items(Vectors::new(&wrong, D + 1).unwrap(), None, None).unwrap_err();
+    assert!(matches!(e, Error::DimMismatch { .. }), "{e}");
+    let mut nan = items_new.clone();
+    nan[3] = f32::NAN;
+    let e = index.add_items(v(&nan), Some(v(&rerank_new)), None).unwrap_err();
+    assert!(matches!(e, Error::NonFinite { row: 0, index: 3, .. }), "{e}");
+    let e = index.add_items(v(&items_new), None, None).unwrap_err();
+    assert!(matches!(e, Error::Rerank(_)), "{e}");
+    let bad_ft =
+        FineTune { queries: v(&d.train_queries[..D]), items: &[999], train: config(1).train };
+    let e = index.add_items(v(&items_new), Some(v(&rerank_new)), Some(&bad_ft)).unwrap_err();
+    assert!(matches!(e, Error::UnknownItem { item: 999, .. }), "{e}");
+    assert_eq!(index.trie(), &before);
+    assert_eq!(index.len(), old);
+
+    // the new items get keys old..old+new and identifiers from the frozen quantizer
+    let q_new: Vec<f32> = d.train_queries.clone();
+    let ft = FineTune { queries: v(&q_new), items: &d.train_items, train: config(1).train };
+    let keys = index.add_items(v(&items_new), Some(v(&rerank_new)), Some(&ft)).unwrap();
+    assert_eq!(keys, old as u32..(old + new) as u32);
+    assert_eq!(index.len(), old + new);
+    assert_eq!(index.dense().unwrap().len(), old + new);
+    for item in keys {
+        let id = index.id_of(item).unwrap();
+        assert_eq!(index.trie().get(id.tokens()), Some(item));
+    }
+    for item in 0..old as u32 {
+        assert_eq!(index.id_of(item).unwrap(), before.id_of(item).unwrap(), "old ids are kept");
+    }
+    // searching can now return new items
+    let hits = index.search(&d.train_queries, 10).unwrap();
+    assert!(hits.iter().flatten().any(|h| h.item >= old as u32));
+
+    // a code tuple with no free uniqueness suffix left: typed error, index unchanged
+    let mut tight = config(1);
+    tight.unique_headroom = 1.0;
+    let corpus = Corpus::new(v(&items_old), v(&q_old), &i_old);
+    let mut small = CartIndex::fit(&tight, corpus, &Device::flex()).unwrap();
+    let largest = small.diagnostics().largest_group;
+    let copies: Vec<f32> =
+        std::iter::repeat_n(items_old[..D].to_vec(), largest + 1).flatten().collect();
+    let trie = small.trie().clone();
+    let e = small.add_items(v(&copies), None, None).unwrap_err();
+    assert!(e.to_string().contains("uniqueness") || e.to_string().contains("suffix"), "{e}");
+    assert_eq!(small.trie(), &trie);
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    let _guard = rng_lock();
+    let d = data(60);
+    let device = Device::flex();
+    let fit = |c: Corpus<'_>| CartIndex::fit(&config(1), c, &device).map(|_| ());
+
+    assert!(matches!(Vectors::new(&d.items[..D + 1], D), Err(Error::DimMismatch { .. })));
+    assert!(matches!(Vectors::new(&d.items, 0), Err(Error::DimMismatch { .. })));
+    let e = fit(Corpus::new(v(&[]), v(&d.train_queries), &d.train_items)).unwrap_err();
+    assert!(matches!(e, Error::EmptyData { .. }), "{e}");
+    let e = fit(Corpus::new(v(&d.items), v(&d.train_queries), &d.train_items[1..])).unwrap_err();
+    assert!(matches!(e, Error::LengthMismatch { .. }), "{e}");
+    let mut bad_items = d.train_items.clone();
+    bad_items[7] = 60;
+    let e = fit(Corpus::new(v(&d.items), v(&d.train_queries), &bad_items)).unwrap_err();
+    assert!(matches!(e, Error::UnknownItem { item: 60, n_items: 60 }), "{e}");
+    let mut inf = d.items.clone();
+    inf[D * 2 + 1] = f32::INFINITY;
+    let e = fit(Corpus::new(v(&inf), v(&d.train_queries), &d.train_items)).unwrap_err();
+    assert!(matches!(e, Error::NonFinite { row: 2, index: 1, .. }), "{e}");
+    let short = d.items_in_query_space[..D * 10].to_vec();
+    let e =
+        fit(Corpus::new(v(&d.items), v(&d.train_queries), &d.train_items).with_rerank(v(&short)))
+            .unwrap_err();
+    assert!(matches!(e, Error::LengthMismatch { .. }), "{e}");
+    let mut c = config(1);
+    c.validation_fraction = 1.0;
+    let e = CartIndex::fit(&c, corpus(&d), &device).unwrap_err();
+    assert!(matches!(e, Error::InvalidConfig { field: "validation_fraction", .. }), "{e}");
+    // k larger than the number of coarse codes is fine for the quantizer to refuse: K > n
+    let mut c = config(1);
+    c.quantizer = IndexConfig::residual(500, 1, 4).quantizer;
+    assert!(CartIndex::fit(&c, corpus(&d), &device).is_err());
+
+    // searching
+    let index = CartIndex::fit(
+        &config(1),
+        Corpus::new(v(&d.items), v(&d.train_queries), &d.train_items),
+        &device,
+    )
+    .unwrap();
+    let e = index.search(&d.test_queries, 0).unwrap_err();
+    assert!(matches!(e, Error::InvalidConfig { field: "k", .. }), "{e}");
+    let e =
+        index.search_with(&d.test_queries, SearchOptions::new(3).with_rerank(true)).unwrap_err();
+    assert!(matches!(e, Error::Rerank(_)), "{e}");
+    let mut q = d.test_queries[..D].to_vec();
+    q[0] = f32::NAN;
+    assert!(index.search(&q, 3).is_err());
+    assert!(index.search(&d.test_queries[..D - 1], 3).is_err());
+    assert!(matches!(index.id_of(60), Err(Error::UnknownItem { item: 60, .. })));
+}
