@@ -8,8 +8,11 @@
 //! cargo run --release -p cart-examples --example generator -- [--no-fusion] [--no-rdrop]
 //!     [--epochs 30] [--d-model 128] [--layers 2] [--batch 128] [--lr 1e-3] [--beam 10]
 //!     [--coarse 64] [--levels 3] [--codes 32] [--seed 0] [--history FILE.csv]
-//!     [--checkpoint FILE] [--quantizer c2f|rq]
+//!     [--checkpoint FILE] [--quantizer c2f|rq] [--names]
 //! ```
+//!
+//! `--names` adds each item's English name (e5) as one more pseudo-query per item.
+//! This example wires the crates by hand; `quickstart` does the same through `cart::CartIndex`.
 //!
 //! 10% of the training pairs are held out for validation (best epoch by validation R@1); the
 //! test queries are used once, at the end.
@@ -18,14 +21,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
-use cart_examples::{EmojiData, default_data_dir};
+use cart_examples::{EmojiData, Report, default_data_dir, show_examples};
 use cart_ids::{IdLayout, assign_ids};
 use cart_model::{GeneratorConfig, Pairs, TrainConfig};
 use cart_quant::{
     CoarseToFineConfig, KMeansConfig, Quantizer, ResidualQuantizerConfig, RqVaeConfig,
     RqVaeTrainConfig,
 };
-use cart_search::{BeamSearchConfig, DenseIndex, Hit, Metric, RetrievalMetrics, evaluate};
+use cart_search::{BeamSearchConfig, DenseIndex, Metric};
 use ndarray::Array2;
 
 struct Args {
@@ -234,55 +237,27 @@ fn main() -> Result<()> {
     let search = BeamSearchConfig::default().with_beam_width(args.beam).with_top_k(10);
     let t = Instant::now();
     let ranked = generator.search(&trie, search, &data.test_queries.data)?;
-    let secs = t.elapsed().as_secs_f64();
-    let relevant: Vec<Vec<u32>> = data.test_items.iter().map(|&i| vec![i]).collect();
-    let report = |name: &str, ranked: &[Vec<Hit>], secs: f64| -> Result<()> {
-        let m: Vec<RetrievalMetrics> = evaluate(ranked, &relevant, &[1, 5, 10])?;
-        println!(
-            "{name:<28} R@1 {:.4}  R@5 {:.4}  R@10 {:.4}  MRR@10 {:.4}  {:>8.1} queries/s",
-            m[0].recall,
-            m[1].recall,
-            m[2].recall,
-            m[2].mrr,
-            relevant.len() as f64 / secs
-        );
-        Ok(())
-    };
+    let secs = t.elapsed();
+    let report = Report::new(&data.test_items);
     println!(
         "\ntest: {} held-out queries in other languages, top 10, beam {}",
-        relevant.len(),
+        data.test_items.len(),
         args.beam
     );
-    report("generator", &ranked, secs)?;
+    report.line("generator", &ranked, secs)?;
 
     // 4. The dense baseline a user would otherwise pick (e5 on both sides), and the generator's
     //    beams re-ranked by the same dense similarity.
     let dense = DenseIndex::new(data.items_e5.data.clone(), data.items_e5.cols(), Metric::Cosine)?;
     let t = Instant::now();
     let dense_ranked = dense.search(&data.test_queries.data, 10)?;
-    report("exact dense (e5, cosine)", &dense_ranked, t.elapsed().as_secs_f64())?;
+    report.line("exact dense (e5, cosine)", &dense_ranked, t.elapsed())?;
     let t = Instant::now();
     let reranked = dense.rerank(&data.test_queries.data, &ranked)?;
-    report("generator + dense re-rank", &reranked, secs + t.elapsed().as_secs_f64())?;
+    report.line("generator + dense re-rank", &reranked, secs + t.elapsed())?;
 
     // 5. A few readable queries.
-    let show = |hits: &[Hit]| -> String {
-        hits.iter()
-            .take(3)
-            .map(|h| {
-                let (emoji, name) = &data.labels[h.item as usize];
-                format!("{emoji} {name}")
-            })
-            .collect::<Vec<_>>()
-            .join(" | ")
-    };
     println!();
-    for q in (0..relevant.len()).step_by(relevant.len().div_ceil(6).max(1)) {
-        let (lang, text) = &data.test_texts[q];
-        let (emoji, name) = &data.labels[data.test_items[q] as usize];
-        println!("[{lang}] \"{text}\" -> wanted {emoji} {name}");
-        println!("    generator: {}", show(&ranked[q]));
-        println!("    dense:     {}", show(&dense_ranked[q]));
-    }
+    show_examples(&data, &[("generator", &ranked), ("dense", &dense_ranked)], 6);
     Ok(())
 }

@@ -253,3 +253,60 @@ mod tests {
         assert_eq!(data.test_queries.cols(), 384);
     }
 }
+
+/// One line per method of Recall@1/5/10, MRR@10 and queries per second, against one relevant
+/// item per query.
+#[derive(Debug)]
+pub struct Report {
+    relevant: Vec<Vec<u32>>,
+}
+
+impl Report {
+    /// A report for queries whose relevant items are `items[q]`.
+    pub fn new(items: &[u32]) -> Self {
+        Self { relevant: items.iter().map(|&i| vec![i]).collect() }
+    }
+
+    /// Prints the line of `name`, whose rankings took `took`.
+    ///
+    /// # Errors
+    /// If `ranked` has not one list per query.
+    pub fn line(
+        &self,
+        name: &str,
+        ranked: &[Vec<cart_search::Hit>],
+        took: std::time::Duration,
+    ) -> Result<()> {
+        let m = cart_search::evaluate(ranked, &self.relevant, &[1, 5, 10])?;
+        println!(
+            "{name:<28} R@1 {:.4}  R@5 {:.4}  R@10 {:.4}  MRR@10 {:.4}  {:>9.1} queries/s",
+            m[0].recall,
+            m[1].recall,
+            m[2].recall,
+            m[2].mrr,
+            self.relevant.len() as f64 / took.as_secs_f64()
+        );
+        Ok(())
+    }
+}
+
+/// Prints `count` test queries spread over the set, with the top 3 of each named ranking.
+pub fn show_examples(
+    data: &EmojiData,
+    rankings: &[(&str, &[Vec<cart_search::Hit>])],
+    count: usize,
+) {
+    let label = |item: u32| {
+        let (emoji, name) = &data.labels[item as usize];
+        format!("{emoji} {name}")
+    };
+    let n = data.test_items.len();
+    for q in (0..n).step_by(n.div_ceil(count.max(1)).max(1)) {
+        let (lang, text) = &data.test_texts[q];
+        println!("[{lang}] \"{text}\" -> wanted {}", label(data.test_items[q]));
+        for (name, ranked) in rankings {
+            let top: Vec<String> = ranked[q].iter().take(3).map(|h| label(h.item)).collect();
+            println!("    {name:<10} {}", top.join(" | "));
+        }
+    }
+}

@@ -24,7 +24,7 @@ const SEARCH_CHUNK: usize = 256;
 ///   `E_S` instead (the paper's ablation).
 ///
 /// Method: Fang et al., "CART: A Generative Cross-Modal Retrieval Framework With Coarse-To-Fine
-/// Semantic Modeling", ACL 2025, §3 of `docs/cart-method.md`. Train one with
+/// Semantic Modeling", ACL 2025, see `docs/method.md`. Train one with
 /// [`GeneratorConfig::fit`], search with [`Generator::search`] or drive its
 /// [`Generator::scorer`] with your own [`BeamSearch`].
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //! the semantic identifier `[k, v1..vM, u]` of the item to retrieve.
 //!
 //! Method: Fang et al., "CART: A Generative Cross-Modal Retrieval Framework With Coarse-To-Fine
-//! Semantic Modeling", ACL 2025 (§3 of `docs/cart-method.md`). Identifiers come from
+//! Semantic Modeling", ACL 2025 (see `docs/method.md`). Identifiers come from
 //! `cart-ids` (made from item vectors by `cart-quant`, or any quantizer); retrieval is the
 //! trie-constrained beam search of `cart-search`, which this crate drives through
 //! [`cart_search::Scorer`].

@@ -1,6 +1,6 @@
 //! The generator network: query encoder, identifier decoder and coarse-to-fine feature fusion.
 //!
-//! Method: CART (Fang et al., ACL 2025), §3 of `docs/cart-method.md`. All blocks are pre-norm
+//! Method: CART (Fang et al., ACL 2025), see `docs/method.md`. All blocks are pre-norm
 //! transformer blocks (`x + f(LayerNorm(x))`), which train without a warm restart at small sizes.
 
 use burn::module::Param;

@@ -2,7 +2,7 @@
 //! decoded vectors still find their own item?
 //!
 //! Several generative-retrieval projects shipped quantizers that silently mapped every item onto
-//! one id (`docs/cart-method.md` §6); these numbers make that visible.
+//! one id (`docs/method.md`); these numbers make that visible.
 
 use std::collections::HashMap;
 use std::fmt;

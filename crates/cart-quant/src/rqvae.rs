@@ -1,6 +1,6 @@
 //! RQ-VAE: an MLP auto-encoder whose latent is quantized by `M` residual codebooks.
 //!
-//! Method (CART, Fang et al., ACL 2025, §1 of `docs/cart-method.md`; RQ-VAE after Lee et al.,
+//! Method (CART, Fang et al., ACL 2025, see `docs/method.md`; RQ-VAE after Lee et al.,
 //! CVPR 2022, and TIGER, Rajput et al., NeurIPS 2023): the encoder maps a vector `r` to a latent
 //! `z`; level `m` picks `v_m = argmin_j ||z_{m-1} - e_m[j]||` and leaves `z_m = z_{m-1} - e_m[v_m]`;
 //! the decoder reconstructs `r` from the sum of the chosen code vectors.

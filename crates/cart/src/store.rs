@@ -15,8 +15,10 @@
 //! (0 cosine, 1 inner product), rows `u64`, width `u64`, `rows * width` `f32` values (for
 //! cosine already normalised), CRC-32 `u32` of everything before it.
 //!
-//! A save writes a complete new directory next to the target, `fsync`s every file, then
-//! swaps it in with renames: a reader sees the old index or the new one, never a mix. A load
+//! A save writes a complete new directory next to the target (`.NAME.tmp-*`), `fsync`s every
+//! file, then swaps it in with two renames (old index to `.NAME.old-*`, new one into place,
+//! then the old one is deleted): a reader never sees a mix of two saves. A crash between the
+//! two renames leaves no `NAME`, and the previous index whole in `.NAME.old-*`. A load
 //! checks the manifest's version, every file's length and checksum, and that the parts agree
 //! (layout vs generator vocabulary, quantizer codebooks vs layout, item counts, widths).
 
@@ -94,25 +96,23 @@ fn sibling(dir: &Path, tag: &str) -> Result<PathBuf> {
 
 impl CartIndex {
     /// Saves every part to the directory `dir` (created if needed), atomically: the complete
-    /// new index is written beside it, then swapped in. An existing `dir` must be a cart index
-    /// directory (it is replaced) or empty; anything else is refused, so a wrong path cannot
-    /// destroy unrelated files.
+    /// new index is written beside it, then swapped in. An existing `dir` must be empty or a
+    /// cart index directory holding nothing but index files (it is then replaced); anything
+    /// else is refused, so a wrong path cannot destroy unrelated files.
     ///
     /// # Errors
     ///
-    /// [`Error::Format`] if `dir` holds something that is not an index, [`Error::Io`] if a
-    /// file cannot be written (the previous index, if any, is then left in place).
+    /// [`Error::Format`] if `dir` holds something that is not an index; [`Error::Io`],
+    /// [`Error::Ids`], [`Error::Quant`] or [`Error::Model`] (each carrying the I/O error) if
+    /// a file cannot be written. The previous index, if any, is then left in place.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
-        if dir.exists() {
-            let is_index = dir.join(MANIFEST).is_file();
-            let is_empty = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.next().is_none();
-            if !is_index && !is_empty {
-                return Err(Error::format(
-                    dir,
-                    "exists and is not a cart index directory; refusing to replace it",
-                ));
-            }
+        if dir.exists() && !is_replaceable(dir)? {
+            return Err(Error::format(
+                dir,
+                "exists and is not a cart index directory (or holds other files); refusing to \
+                 replace it",
+            ));
         }
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -176,20 +176,24 @@ impl CartIndex {
     pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let dir = dir.as_ref();
         let manifest_path = dir.join(MANIFEST);
-        let manifest: Manifest = serde_json::from_slice(&read(&manifest_path)?)
-            .map_err(|e| Error::format(&manifest_path, format!("not an index manifest: {e}")))?;
-        if manifest.format != FORMAT {
-            return Err(Error::format(&manifest_path, format!("format {:?}", manifest.format)));
+        let json: serde_json::Value = serde_json::from_slice(&read(&manifest_path)?)
+            .map_err(|e| Error::format(&manifest_path, format!("not JSON: {e}")))?;
+        // Format and version first, so a newer layout gets a version error, not a parse error.
+        if json.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(Error::format(&manifest_path, "not a cart index manifest"));
         }
-        if manifest.version != FORMAT_VERSION {
+        let version = json.get("version").and_then(serde_json::Value::as_u64);
+        if version != Some(u64::from(FORMAT_VERSION)) {
             return Err(Error::format(
                 &manifest_path,
                 format!(
                     "format version {} (this build reads version {FORMAT_VERSION})",
-                    manifest.version
+                    version.map_or("missing".into(), |v| v.to_string())
                 ),
             ));
         }
+        let manifest: Manifest = serde_json::from_value(json)
+            .map_err(|e| Error::format(&manifest_path, format!("bad manifest: {e}")))?;
         let checked = |name: &str| -> Result<Vec<u8>> {
             let path = dir.join(name);
             let expected = manifest
@@ -277,6 +281,28 @@ impl CartIndex {
         config.generator = generator.config().clone();
         Ok(Self { config, quantizer, trie, generator, dense, history })
     }
+}
+
+/// Whether `dir` may be replaced by a save: empty, or a cart index (a manifest of this format
+/// and nothing but index files and their temporaries).
+fn is_replaceable(dir: &Path) -> Result<bool> {
+    let known = [MANIFEST, QUANTIZER, TRIE, GENERATOR, RERANK, HISTORY];
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    if names.is_empty() {
+        return Ok(true);
+    }
+    let only_index_files = names
+        .iter()
+        .all(|n| known.contains(&n.as_str()) || (n.starts_with('.') && n.contains(".tmp-")));
+    let manifest = fs::read(dir.join(MANIFEST)).ok();
+    let is_manifest = manifest
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|j| j.get("format").and_then(|f| f.as_str()) == Some(FORMAT));
+    Ok(only_index_files && is_manifest)
 }
 
 fn quantizer_kind(q: &IndexQuantizer) -> &'static str {

@@ -151,6 +151,12 @@ fn save_load_round_trip_and_damaged_directories() {
     fs::write(other.join("precious.txt"), "keep me").unwrap();
     assert!(matches!(index.save(&other), Err(Error::Format { .. })));
     assert_eq!(fs::read_to_string(other.join("precious.txt")).unwrap(), "keep me");
+    // nor is an index directory that also holds other files
+    let mixed = root.join("mixed");
+    index.save(&mixed).unwrap();
+    fs::write(mixed.join("notes.txt"), "mine").unwrap();
+    assert!(matches!(index.save(&mixed), Err(Error::Format { .. })));
+    assert_eq!(fs::read_to_string(mixed.join("notes.txt")).unwrap(), "mine");
 
     let damaged = |name: &str, edit: &dyn Fn(&Path)| -> Error {
         let copy = root.join(format!("copy-{name}"));

@@ -1,0 +1,110 @@
+//! The `cart` facade on seeded synthetic corpora (`cart::synthetic`) of growing size.
+//!
+//! For every size: time to draw the corpus, then the index pipeline up to the trie (residual
+//! K-Means codes, K = sqrt(n), M = 3, C = 64: identifier collisions, trie bytes per item); up to
+//! `TRAIN_MAX` items (default 10,000) also the generator (d_model 128, 2 + 2 layers, `EPOCHS`
+//! epochs, default 8) and its test Recall@1/10 and queries per second next to exact dense search
+//! and the re-ranked beams. Training on 100k+ items is a GPU job; on 2 CPU cores it takes hours.
+//!
+//! `cargo run --release -p cart-benches --bin scale_report [-- 1000 10000 100000 1000000]`
+//! (`TRAIN_MAX=0` skips training; `EPOCHS=N`.)
+
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::prelude::Device;
+use cart::ids::assign_ids;
+use cart::quant::{Quantizer, ResidualQuantizerConfig};
+use cart::search::{DenseIndex, Hit, Metric, evaluate};
+use cart::synthetic::SyntheticConfig;
+use cart::{CartIndex, Corpus, IndexConfig, SearchOptions, Vectors};
+
+fn env(name: &str, default: usize) -> Result<usize> {
+    Ok(std::env::var(name).ok().map(|v| v.parse()).transpose()?.unwrap_or(default))
+}
+
+fn recall(hits: &[Vec<Hit>], items: &[u32]) -> Result<(f64, f64)> {
+    let relevant: Vec<Vec<u32>> = items.iter().map(|&i| vec![i]).collect();
+    let m = evaluate(hits, &relevant, &[1, 10])?;
+    Ok((m[0].recall, m[1].recall))
+}
+
+fn main() -> Result<()> {
+    let sizes: Vec<usize> =
+        match std::env::args().skip(1).map(|a| a.parse()).collect::<Result<Vec<_>, _>>()? {
+            s if s.is_empty() => vec![1_000, 10_000, 100_000, 1_000_000],
+            s => s,
+        };
+    let (train_max, epochs) = (env("TRAIN_MAX", 10_000)?, env("EPOCHS", 8)?);
+    let device = Device::flex();
+    let (d, m, c) = (64, 3, 64);
+    println!(
+        "| items | corpus | codes (fit + encode) | collide | trie B/item | dense R@1 / R@10 | dense q/s | generator R@1 / R@10 | generator q/s | + re-rank R@1 / R@10 | train |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for n in sizes {
+        let t = Instant::now();
+        let data = SyntheticConfig::new(n).with_dims(d, d).generate()?;
+        let t_corpus = t.elapsed().as_secs_f64();
+        let k = ((n as f64).sqrt().round() as usize).clamp(1, n);
+
+        let t = Instant::now();
+        let items = Vectors::new(&data.items, d)?;
+        let sizes = std::iter::once(k).chain(std::iter::repeat_n(c, m)).collect();
+        let quantizer = ResidualQuantizerConfig::new(sizes).fit(items.view(), &device)?;
+        let codes = quantizer.encode(items.view())?;
+        let t_codes = t.elapsed().as_secs_f64();
+        let coarse: Vec<u32> = codes.column(0).to_vec();
+        let fine: Vec<u32> = codes
+            .rows()
+            .into_iter()
+            .flat_map(|r| r.iter().skip(1).copied().collect::<Vec<_>>())
+            .collect();
+        let probe = cart::ids::IdLayout::new(k as u32, m, c as u32, n as u32)?;
+        let ids = assign_ids(&probe, &coarse, &fine)?;
+        let layout = cart::ids::IdLayout::new(k as u32, m, c as u32, ids.largest_group() as u32)?;
+        let trie = assign_ids(&layout, &coarse, &fine)?.to_trie()?;
+        let bytes = trie.memory_bytes() as f64 / n as f64;
+
+        let dense = DenseIndex::new(data.items_in_query_space.clone(), d, Metric::Cosine)?;
+        let t = Instant::now();
+        let exact = dense.search(&data.test_queries, 10)?;
+        let dense_qps = data.test_items.len() as f64 / t.elapsed().as_secs_f64();
+        let (d1, d10) = recall(&exact, &data.test_items)?;
+
+        let generated = if n <= train_max {
+            let mut config = IndexConfig::residual(k, m, c).with_progress_everywhere(false);
+            config.train = config.train.with_n_epochs(epochs).with_batch_size(256);
+            let corpus =
+                Corpus::new(items, Vectors::new(&data.train_queries, d)?, &data.train_items)
+                    .with_rerank(Vectors::new(&data.items_in_query_space, d)?);
+            let t = Instant::now();
+            let index = CartIndex::fit(&config, corpus, &device)?;
+            let t_train = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let hits = index.search(&data.test_queries, 10)?;
+            let qps = data.test_items.len() as f64 / t.elapsed().as_secs_f64();
+            let reranked =
+                index.search_with(&data.test_queries, SearchOptions::new(10).with_rerank(true))?;
+            Some((
+                recall(&hits, &data.test_items)?,
+                qps,
+                recall(&reranked, &data.test_items)?,
+                t_train,
+            ))
+        } else {
+            None
+        };
+        let trained = match generated {
+            Some(((g1, g10), qps, (r1, r10), t_train)) => format!(
+                "{g1:.3} / {g10:.3} | {qps:.0} | {r1:.3} / {r10:.3} | {t_train:.0} s ({epochs} epochs)"
+            ),
+            None => "- | - | - | not trained".into(),
+        };
+        println!(
+            "| {n} | {t_corpus:.2} s | {t_codes:.1} s | {:.1}% | {bytes:.1} | {d1:.3} / {d10:.3} | {dense_qps:.0} | {trained} |",
+            100.0 * ids.collision_rate()
+        );
+    }
+    Ok(())
+}
