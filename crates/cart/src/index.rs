@@ -82,8 +82,9 @@ impl<'a> Corpus<'a> {
     }
 }
 
-/// A short training run after [`CartIndex::add_items`], on pairs that should cover the new
-/// items and, to keep what the generator knows, a sample of the old ones.
+/// A training run that continues from the generator's weights: after
+/// [`CartIndex::add_items`] (pairs that cover the new items and, to keep what the generator
+/// knows, a sample of the old ones), or through [`CartIndex::fine_tune`] to resume training.
 #[derive(Clone, Debug)]
 pub struct FineTune<'a> {
     /// Query vectors.
@@ -310,7 +311,8 @@ impl CartIndex {
     ///   identifiers. Without it, new items are reachable by search only where the generator
     ///   already generalizes to their codes.
     ///
-    /// Everything is computed first; on any error the index is unchanged.
+    /// Everything is computed first; on any error the index is unchanged. The config and
+    /// [`CartIndex::history`] stay those of [`CartIndex::fit`].
     ///
     /// # Errors
     ///
@@ -365,22 +367,7 @@ impl CartIndex {
 
         let generator = match fine_tune {
             None => None,
-            Some(ft) => {
-                ft.queries.expect_dim("fine-tune queries", self.query_dim())?;
-                if ft.queries.len() != ft.items.len() {
-                    return Err(Error::LengthMismatch {
-                        what: "fine-tune queries and their items",
-                        left: ft.queries.len(),
-                        right: ft.items.len(),
-                    });
-                }
-                if let Some(&item) = ft.items.iter().find(|&&i| i >= end) {
-                    return Err(Error::UnknownItem { item, n_items: total });
-                }
-                let ids = IdAssignment::from_trie(&trie)?;
-                let pairs = Pairs::new(ft.queries.as_slice(), ft.items);
-                Some(self.generator.fit_more(&ft.train, pairs, None, &ids)?.0)
-            }
+            Some(ft) => Some(self.trained(&trie, ft)?.0),
         };
 
         self.trie = trie;
@@ -391,6 +378,41 @@ impl CartIndex {
             self.generator = g;
         }
         Ok(keys)
+    }
+
+    /// Trains the generator further on `pairs`, starting from its current weights: the way
+    /// to resume a run (fit with few epochs, [`save`](CartIndex::save), later
+    /// [`load`](CartIndex::load) and go on) or to adapt to new queries. The optimizer state
+    /// and learning-rate schedule start afresh. Returns the run's history; on error the index
+    /// is unchanged.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimMismatch`], [`Error::LengthMismatch`], [`Error::UnknownItem`] for bad
+    /// pairs, and training errors.
+    pub fn fine_tune(&mut self, pairs: &FineTune<'_>) -> Result<TrainHistory> {
+        let (generator, history) = self.trained(&self.trie, pairs)?;
+        self.generator = generator;
+        Ok(history)
+    }
+
+    /// The generator trained further on `ft` against the identifiers in `trie`.
+    fn trained(&self, trie: &IdTrie, ft: &FineTune<'_>) -> Result<(Generator, TrainHistory)> {
+        ft.queries.expect_dim("fine-tune queries", self.query_dim())?;
+        if ft.queries.len() != ft.items.len() {
+            return Err(Error::LengthMismatch {
+                what: "fine-tune queries and their items",
+                left: ft.queries.len(),
+                right: ft.items.len(),
+            });
+        }
+        if let Some(&item) = ft.items.iter().find(|&&i| i as usize >= trie.len()) {
+            return Err(Error::UnknownItem { item, n_items: trie.len() });
+        }
+        ft.queries.check_finite("fine-tune queries")?;
+        let ids = IdAssignment::from_trie(trie)?;
+        let pairs = Pairs::new(ft.queries.as_slice(), ft.items);
+        Ok(self.generator.fit_more(&ft.train, pairs, None, &ids)?)
     }
 
     /// Number of items.

@@ -140,6 +140,16 @@ fn save_load_round_trip_and_damaged_directories() {
     for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
         assert!((x.score - y.score).abs() < 1e-6, "{x:?} vs {y:?}");
     }
+    // resume: training goes on from the loaded weights, not from scratch
+    let mut loaded = loaded;
+    let ft =
+        FineTune { queries: v(&d.train_queries), items: &d.train_items, train: config(2).train };
+    let more = loaded.fine_tune(&ft).unwrap();
+    let first_fit = index.history().epochs[0].cross_entropy;
+    let last_fit = index.history().epochs[1].cross_entropy;
+    assert!(more.epochs[0].cross_entropy < first_fit, "{more:?} vs {first_fit}");
+    assert!(more.epochs[1].cross_entropy < last_fit, "{more:?} vs {last_fit}");
+    assert_eq!(loaded.len(), index.len());
     // no temporary directories are left behind, and saving over an index replaces it
     loaded.save(&dir).unwrap();
     let names: Vec<_> = fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
