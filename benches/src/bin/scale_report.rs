@@ -54,12 +54,7 @@ fn main() -> Result<()> {
         let quantizer = ResidualQuantizerConfig::new(sizes).fit(items.view(), &device)?;
         let codes = quantizer.encode(items.view())?;
         let t_codes = t.elapsed().as_secs_f64();
-        let coarse: Vec<u32> = codes.column(0).to_vec();
-        let fine: Vec<u32> = codes
-            .rows()
-            .into_iter()
-            .flat_map(|r| r.iter().skip(1).copied().collect::<Vec<_>>())
-            .collect();
+        let (coarse, fine) = cart::split_codes(&codes);
         let probe = cart::ids::IdLayout::new(k as u32, m, c as u32, n as u32)?;
         let ids = assign_ids(&probe, &coarse, &fine)?;
         let layout = cart::ids::IdLayout::new(k as u32, m, c as u32, ids.largest_group() as u32)?;

@@ -521,14 +521,17 @@ pub(crate) fn layout(sizes: &[usize], n_unique: u32) -> Result<IdLayout> {
     Ok(IdLayout::new(to_u32(k)?, fine.len(), to_u32(c)?, n_unique)?)
 }
 
-/// Coarse codes and flat fine codes from a `[n, 1 + M]` code matrix.
-fn split_codes(codes: &Array2<u32>) -> (Vec<u32>, Vec<u32>) {
+/// The coarse codes and the flat fine codes of a quantizer's `[n, 1 + M]` code matrix, as
+/// [`cart_ids::assign_ids`] and [`IdTrie::insert_codes`] take them.
+///
+/// ```
+/// let codes = ndarray::array![[3, 1, 2], [0, 4, 5]];
+/// assert_eq!(cart::split_codes(&codes), (vec![3, 0], vec![1, 2, 4, 5]));
+/// ```
+pub fn split_codes(codes: &Array2<u32>) -> (Vec<u32>, Vec<u32>) {
     let coarse = codes.column(0).to_vec();
-    let fine = codes
-        .rows()
-        .into_iter()
-        .flat_map(|r| r.iter().skip(1).copied().collect::<Vec<_>>())
-        .collect();
+    let fine =
+        codes.slice_axis(ndarray::Axis(1), ndarray::Slice::from(1..)).iter().copied().collect();
     (coarse, fine)
 }
 

@@ -69,7 +69,7 @@ mod vectors;
 
 pub use config::{IndexConfig, QuantizerConfig, SearchOptions, default_generator};
 pub use error::{Error, Result};
-pub use index::{CartIndex, Corpus, FineTune, IndexQuantizer};
+pub use index::{CartIndex, Corpus, FineTune, IndexQuantizer, split_codes};
 pub use store::{FORMAT, FORMAT_VERSION};
 pub use vectors::Vectors;
 
