@@ -149,6 +149,33 @@ impl DenseIndex {
         tops
     }
 
+    /// Appends the items of `other` (keys continue after this index's): `O(other)`, nothing
+    /// is normalised again. Build `other` with [`DenseIndex::new`] first to validate new
+    /// vectors without touching this index.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] for another width, [`Error::InvalidParameter`] for another
+    /// metric or more than `u32::MAX` items; the index is then unchanged.
+    pub fn append(&mut self, other: DenseIndex) -> Result<()> {
+        if other.dim != self.dim {
+            return Err(Error::DimensionMismatch { expected: self.dim, got: other.dim });
+        }
+        if other.metric != self.metric {
+            return Err(Error::InvalidParameter {
+                name: "metric",
+                reason: format!("{:?} index cannot take {:?} vectors", self.metric, other.metric),
+            });
+        }
+        if u32::try_from(self.len() + other.len()).is_err() {
+            return Err(Error::InvalidParameter {
+                name: "vectors",
+                reason: "more than u32::MAX items".into(),
+            });
+        }
+        self.vectors.extend_from_slice(&other.vectors);
+        Ok(())
+    }
+
     /// Re-scores `hits` (for example a generator's beams) by this index's similarity to the
     /// queries, best first.
     ///

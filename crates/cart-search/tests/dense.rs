@@ -109,3 +109,18 @@ fn many_queries_and_one_query_agree() {
         assert_eq!(&index.search(q, 10).unwrap()[0], list);
     }
 }
+
+#[test]
+fn append_equals_one_build_and_refuses_mismatches() {
+    let items = [1.0, 0.0, 0.0, 2.0, 3.0, 4.0, -1.0, 1.0, 0.5, 0.5];
+    let whole = DenseIndex::new(items.to_vec(), 2, Metric::Cosine).unwrap();
+    let mut first = DenseIndex::new(items[..6].to_vec(), 2, Metric::Cosine).unwrap();
+    first.append(DenseIndex::new(items[6..].to_vec(), 2, Metric::Cosine).unwrap()).unwrap();
+    assert_eq!(first, whole);
+    let before = first.clone();
+    let wide = DenseIndex::new(vec![1.0, 2.0, 3.0], 3, Metric::Cosine).unwrap();
+    assert!(matches!(first.append(wide), Err(Error::DimensionMismatch { .. })));
+    let ip = DenseIndex::new(vec![1.0, 2.0], 2, Metric::InnerProduct).unwrap();
+    assert!(matches!(first.append(ip), Err(Error::InvalidParameter { .. })));
+    assert_eq!(first, before);
+}

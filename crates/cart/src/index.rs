@@ -176,6 +176,14 @@ impl CartIndex {
         }
         items.check_finite("item vectors")?;
         queries.check_finite("training queries")?;
+        let per_query = config.generator.n_query_vectors.max(1);
+        if !queries.dim().is_multiple_of(per_query) {
+            return Err(Error::DimMismatch {
+                what: "training queries (n_query_vectors vectors each)",
+                got: queries.dim() % per_query,
+                expected: per_query,
+            });
+        }
         let dense = rerank.map(|r| dense_index(r, n, queries.dim(), config)).transpose()?;
 
         // 1. Codes [k, v1..vM] for every item.
@@ -211,14 +219,6 @@ impl CartIndex {
 
         // 3. The generator, trained on (query, identifier) pairs.
         let mut generator_config = config.generator.clone();
-        let per_query = generator_config.n_query_vectors.max(1);
-        if !queries.dim().is_multiple_of(per_query) {
-            return Err(Error::DimMismatch {
-                what: "training queries (n_query_vectors vectors each)",
-                got: queries.dim() % per_query,
-                expected: per_query,
-            });
-        }
         generator_config.d_query = queries.dim() / per_query;
         generator_config.vocab_size = layout.vocab_size();
         generator_config.id_len = layout.id_len();
@@ -351,12 +351,8 @@ impl CartIndex {
                     });
                 }
                 r.expect_dim("new re-rank vectors", d.dim())?;
-                let mut all = Vec::with_capacity(total * d.dim());
-                for i in 0..old as u32 {
-                    all.extend_from_slice(d.vector(i).unwrap_or_default());
-                }
-                all.extend_from_slice(r.as_slice());
-                Some(DenseIndex::new(all, d.dim(), d.metric())?)
+                // only the new rows are checked and normalised; appended at commit time
+                Some(DenseIndex::new(r.as_slice().to_vec(), d.dim(), d.metric())?)
             }
         };
 
@@ -370,10 +366,11 @@ impl CartIndex {
             Some(ft) => Some(self.trained(&trie, ft)?.0),
         };
 
-        self.trie = trie;
-        if let Some(d) = dense {
-            self.dense = Some(d);
+        // Commit: the append is the only step that can fail, and it comes first.
+        if let (Some(all), Some(new)) = (self.dense.as_mut(), dense) {
+            all.append(new)?;
         }
+        self.trie = trie;
         if let Some(g) = generator {
             self.generator = g;
         }

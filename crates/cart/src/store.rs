@@ -284,7 +284,7 @@ impl CartIndex {
 }
 
 /// Whether `dir` may be replaced by a save: empty, or a cart index (a manifest of this format
-/// and nothing but index files and their temporaries).
+/// and nothing but index files).
 fn is_replaceable(dir: &Path) -> Result<bool> {
     let known = [MANIFEST, QUANTIZER, TRIE, GENERATOR, RERANK, HISTORY];
     let mut names = Vec::new();
@@ -295,9 +295,7 @@ fn is_replaceable(dir: &Path) -> Result<bool> {
     if names.is_empty() {
         return Ok(true);
     }
-    let only_index_files = names
-        .iter()
-        .all(|n| known.contains(&n.as_str()) || (n.starts_with('.') && n.contains(".tmp-")));
+    let only_index_files = names.iter().all(|n| known.contains(&n.as_str()));
     let manifest = fs::read(dir.join(MANIFEST)).ok();
     let is_manifest = manifest
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
