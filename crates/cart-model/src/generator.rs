@@ -5,7 +5,7 @@ use burn::tensor::activation::log_softmax;
 use cart_ids::{IdLayout, IdTrie, Token};
 use cart_search::{BeamSearch, BeamSearchConfig, Hit};
 
-use crate::model::{GeneratorConfig, GeneratorModel};
+use crate::model::{GeneratorConfig, GeneratorModel, Groups};
 use crate::scorer::GeneratorScorer;
 use crate::{Error, Result};
 
@@ -55,12 +55,23 @@ pub struct Pairs<'a> {
     pub queries: &'a [f32],
     /// `items[q]`: the item of query `q`.
     pub items: &'a [u32],
+    /// Every item's vector in the query space (row `i` is item `i`, `query_width` values
+    /// each), for the item-as-query and interpolation augmentations of
+    /// [`crate::TrainConfig`]. `None`: no augmentation.
+    pub item_vectors: Option<&'a [f32]>,
 }
 
 impl<'a> Pairs<'a> {
     /// Pairs from row-major query vectors and one item per query.
     pub fn new(queries: &'a [f32], items: &'a [u32]) -> Self {
-        Self { queries, items }
+        Self { queries, items, item_vectors: None }
+    }
+
+    /// With every item's vector in the query space (for the augmentations).
+    #[must_use]
+    pub fn with_item_vectors(mut self, vectors: &'a [f32]) -> Self {
+        self.item_vectors = Some(vectors);
+        self
     }
 
     /// Number of pairs.
@@ -126,7 +137,11 @@ impl Generator {
     ///
     /// [`Error::DimMismatch`] / [`Error::NonFinite`] for bad query vectors,
     /// [`Error::UnknownToken`] for a token outside the vocabulary or a length mismatch.
-    pub fn log_probs(&self, queries: &[f32], ids: &[Token]) -> Result<Vec<f32>> {
+    ///
+    /// With the dense head, the last position's log-probabilities are over the items of the
+    /// identifier's prefix in `trie` (the other tokens get about `-1e9`), as the search scores
+    /// them.
+    pub fn log_probs(&self, trie: &IdTrie, queries: &[f32], ids: &[Token]) -> Result<Vec<f32>> {
         let n = check_queries("log_probs", queries, self.config.query_width())?;
         let len = self.config.id_len;
         if ids.len() != n * len {
@@ -141,9 +156,10 @@ impl Generator {
             return Ok(Vec::new());
         }
         let inputs = decoder_inputs(ids, len, self.config.vocab_size)?;
+        let groups = groups(&self.config, trie, ids, &self.device)?;
         let q = self.query_tensor(queries, n);
         let tokens = int_tensor(&inputs, [n, len], &self.device);
-        let logits = self.model.forward(q, tokens);
+        let logits = self.model.forward_groups(q, tokens, groups.as_ref());
         to_f32(log_softmax(logits, 2))
     }
 
@@ -165,7 +181,7 @@ impl Generator {
         let search = BeamSearch::new(trie, config);
         let mut out = Vec::with_capacity(n);
         for chunk in queries.chunks(SEARCH_CHUNK * width) {
-            let mut scorer = self.scorer(chunk)?;
+            let mut scorer = self.scorer(trie, chunk)?;
             out.extend(search.search(&mut scorer)?);
         }
         Ok(out)
@@ -176,16 +192,142 @@ impl Generator {
     ///
     /// # Errors
     ///
-    /// [`Error::DimMismatch`] / [`Error::NonFinite`] for bad query vectors.
-    pub fn scorer(&self, queries: &[f32]) -> Result<GeneratorScorer<'_>> {
+    /// [`Error::DimMismatch`] / [`Error::NonFinite`] for bad query vectors,
+    /// [`Error::InvalidConfig`] if `trie`'s vocabulary is not the model's.
+    pub fn scorer<'g>(&'g self, trie: &'g IdTrie, queries: &[f32]) -> Result<GeneratorScorer<'g>> {
         let n = check_queries("scorer", queries, self.config.query_width())?;
-        Ok(GeneratorScorer::new(self, queries, n))
+        let layout = trie.layout();
+        if layout.vocab_size() != self.config.vocab_size || layout.id_len() != self.config.id_len {
+            return Err(Error::config(
+                "trie",
+                format!("vocabulary {} / length {}", layout.vocab_size(), layout.id_len()),
+                "must match the generator's vocabulary and identifier length",
+            ));
+        }
+        Ok(GeneratorScorer::new(self, trie, queries, n))
+    }
+
+    /// Sets the dense head's output vectors: `tokens` (`vocab_size x query_width`, row-major)
+    /// and `items` (`n_items x query_width`). [`GeneratorConfig::dense_head`] explains what
+    /// they score.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] without a dense head, [`Error::DimMismatch`] for wrong sizes,
+    /// [`Error::NonFinite`] for NaN or inf.
+    pub fn set_dense_tables(&mut self, tokens: &[f32], items: &[f32]) -> Result<()> {
+        let width = self.config.query_width();
+        let (vocab, n_items) = (self.config.vocab_size, self.config.n_items);
+        let device = self.device.clone();
+        let head = self.model.dense_mut().ok_or(Error::config(
+            "dense_head",
+            false,
+            "set_dense_tables needs a dense head",
+        ))?;
+        for (what, values, rows) in
+            [("dense token table", tokens, vocab), ("dense item table", items, n_items)]
+        {
+            if values.len() != rows * width {
+                return Err(Error::DimMismatch { what, got: values.len(), expected: rows * width });
+            }
+            check_queries(what, values, width)?;
+        }
+        let tokens = Tensor::from_data(TensorData::new(tokens.to_vec(), [vocab, width]), &device);
+        let items = Tensor::from_data(TensorData::new(items.to_vec(), [n_items, width]), &device);
+        head.tokens_delta = burn::module::Param::from_tensor(tokens.zeros_like());
+        head.items_delta = burn::module::Param::from_tensor(items.zeros_like());
+        head.tokens = crate::model::frozen(tokens);
+        head.items = crate::model::frozen(items);
+        Ok(())
+    }
+
+    /// The dense head's token and item tables (row-major), if the model has one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tensor`] if the backend cannot read them back.
+    pub fn dense_tables(&self) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+        match self.model.dense() {
+            None => Ok(None),
+            Some(head) => Ok(Some((to_f32(head.token_table())?, to_f32(head.item_table())?))),
+        }
+    }
+
+    /// This generator with `rows` (`query_width` values each) appended to the dense head's item
+    /// table, for items added to the trie after training; without a dense head, a plain copy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimMismatch`] / [`Error::NonFinite`] for bad rows.
+    pub fn with_more_items(&self, rows: &[f32]) -> Result<Generator> {
+        let width = self.config.query_width();
+        let n = check_queries("new dense item rows", rows, width)?;
+        let mut out = self.clone();
+        if let Some(head) = out.model.dense_mut() {
+            let new = Tensor::from_data(TensorData::new(rows.to_vec(), [n, width]), &self.device);
+            let delta = Tensor::cat(vec![head.items_delta.val(), new.zeros_like()], 0);
+            head.items = crate::model::frozen(Tensor::cat(vec![head.items.val(), new], 0));
+            head.items_delta = burn::module::Param::from_tensor(delta);
+            out.config.n_items += n;
+        }
+        Ok(out)
     }
 
     /// `[n, n_query_vectors, d_query]` tensor of checked queries.
     pub(crate) fn query_tensor(&self, queries: &[f32], n: usize) -> Tensor<3> {
         query_tensor(&self.config, queries, n, &self.device)
     }
+}
+
+/// The per-item groups of full identifiers `ids` (`id_len` tokens each) for the dense head's
+/// last position: for each identifier, which item every uniqueness value names in `trie`
+/// (`n_items` where none), whether one does, and the number of uniqueness values.
+/// `None` without a dense head.
+pub(crate) fn groups_host(
+    config: &GeneratorConfig,
+    trie: &IdTrie,
+    ids: &[Token],
+) -> Option<(Vec<i32>, Vec<bool>, usize)> {
+    if !config.dense_head {
+        return None;
+    }
+    let len = config.id_len;
+    let last = config.position_range(len - 1);
+    let u = last.len();
+    let n = ids.len() / len;
+    let mut items = vec![config.n_items as i32; n * u];
+    let mut valid = vec![false; n * u];
+    for (r, id) in ids.chunks_exact(len).enumerate() {
+        if let Some(node) = trie.find(&id[..len - 1]) {
+            let kids = trie.children(node);
+            for (j, &t) in kids.tokens().iter().enumerate() {
+                let slot = (t as usize).checked_sub(last.start).filter(|&s| s < u);
+                if let (Some(slot), Some(item)) = (slot, trie.item(kids.node(j)))
+                    && (item as usize) < config.n_items
+                {
+                    items[r * u + slot] = item as i32;
+                    valid[r * u + slot] = true;
+                }
+            }
+        }
+    }
+    Some((items, valid, u))
+}
+
+/// [`groups_host`] as tensors on `device`.
+pub(crate) fn groups(
+    config: &GeneratorConfig,
+    trie: &IdTrie,
+    ids: &[Token],
+    device: &Device,
+) -> Result<Option<Groups>> {
+    Ok(groups_host(config, trie, ids).map(|(items, valid, u)| {
+        let n = items.len() / u;
+        Groups {
+            items: int_tensor(&items, [n, u], device),
+            valid: Tensor::from_data(TensorData::new(valid, [n, u]), device),
+        }
+    }))
 }
 
 pub(crate) fn query_tensor(

@@ -13,6 +13,9 @@ use burn::tensor::activation::{gelu, sigmoid, softmax};
 
 use crate::{Error, Result};
 
+/// Largest weight matrix a config may ask for (2^31 values, 8 GiB of f32).
+const MAX_TENSOR: usize = 1 << 31;
+
 /// Shape of a [`Generator`](crate::Generator); [`GeneratorConfig::init`] builds an untrained one.
 ///
 /// The vocabulary and identifier length come from the [`cart_ids::IdLayout`] the identifiers were
@@ -53,12 +56,42 @@ pub struct GeneratorConfig {
     /// layer (`false`, the paper's "without fusion" ablation). Default: `true`.
     #[config(default = true)]
     pub fusion: bool,
+    /// Token values per identifier position (`[K, C, .., C, U]`), from the layout
+    /// ([`GeneratorConfig::for_layout`]). When given, position `t`'s logits are restricted to
+    /// position `t`'s tokens, so no probability goes to tokens that cannot occur there. Empty
+    /// (default): a softmax over the whole vocabulary at every position.
+    #[config(default = "Vec::new()")]
+    pub position_sizes: Vec<usize>,
+    /// The dense head: the model starts as quantized dense search. Every token gets an output
+    /// vector in the query space and every item one more, and the logits gain
+    /// `scale * (W q) . e_token` (and `scale * (W q) . e_item` for the last, per-item token),
+    /// with `W = I` and the transformer's output layer at zero at the start. With the output
+    /// vectors set from the quantizer's geometry ([`Generator::set_dense_tables`]), the
+    /// untrained generator is a residual-quantizer beam search with an exact last step.
+    /// Needs `position_sizes` and `n_items`. Default: `false`.
+    #[config(default = false)]
+    pub dense_head: bool,
+    /// Items of the dense head's item table (the facade sets it; grown by
+    /// [`Generator::with_more_items`]). Default: 0.
+    #[config(default = 0)]
+    pub n_items: usize,
+    /// Initial `scale` of the dense head's logits (learned, kept positive). Default: 20.
+    #[config(default = 20.0)]
+    pub dense_scale: f64,
 }
 
 impl GeneratorConfig {
     /// A config for query vectors of width `d_query` and identifiers of `layout`.
     pub fn for_layout(d_query: usize, layout: &cart_ids::IdLayout) -> Self {
-        Self::new(d_query, layout.vocab_size(), layout.id_len())
+        let sizes = (0..layout.id_len()).map(|p| layout.position_size(p) as usize).collect();
+        Self::new(d_query, layout.vocab_size(), layout.id_len()).with_position_sizes(sizes)
+    }
+
+    /// The token range of identifier position `p` (needs `position_sizes`).
+    pub(crate) fn position_range(&self, p: usize) -> std::ops::Range<usize> {
+        let start =
+            cart_ids::IdLayout::N_SPECIAL as usize + self.position_sizes[..p].iter().sum::<usize>();
+        start..start + self.position_sizes[p]
     }
 
     /// Values per query in the flat query buffers (`n_query_vectors * d_query`).
@@ -92,6 +125,50 @@ impl GeneratorConfig {
         }
         if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
             return Err(Error::config("dropout", self.dropout, "must be in [0, 1)"));
+        }
+        if !self.position_sizes.is_empty() {
+            let total = self.position_sizes.iter().try_fold(2usize, |a, &s| a.checked_add(s));
+            if self.position_sizes.len() != self.id_len
+                || self.position_sizes.contains(&0)
+                || total != Some(self.vocab_size)
+            {
+                return Err(Error::config(
+                    "position_sizes",
+                    format!("{:?}", self.position_sizes),
+                    "one non-zero size per position, summing to vocab_size - 2",
+                ));
+            }
+        }
+        if self.dense_head {
+            if self.position_sizes.is_empty() {
+                return Err(Error::config("dense_head", true, "needs position_sizes"));
+            }
+            if self.n_items == 0 {
+                return Err(Error::config("n_items", 0, "the dense head needs at least 1 item"));
+            }
+            if !(self.dense_scale.is_finite() && self.dense_scale > 0.0) {
+                return Err(Error::config("dense_scale", self.dense_scale, "finite and > 0"));
+            }
+        }
+        // Tensors are built eagerly: refuse sizes that cannot be allocated before trying.
+        let width = self.query_width();
+        let params = [
+            ("d_ff", self.d_ff.checked_mul(self.d_model)),
+            ("vocab_size", self.vocab_size.checked_mul(self.d_model.max(width))),
+            (
+                "n_memory",
+                self.n_memory.checked_mul(self.d_model).and_then(|v| v.checked_mul(width)),
+            ),
+            ("n_items", self.n_items.checked_mul(width)),
+        ];
+        for (field, size) in params {
+            if size.is_none_or(|s| s > MAX_TENSOR) {
+                return Err(Error::config(
+                    field,
+                    size.unwrap_or(usize::MAX),
+                    "a weight matrix over 2^31 values",
+                ));
+            }
         }
         Ok(())
     }
@@ -138,7 +215,27 @@ impl GeneratorConfig {
             .collect();
         let memory_pos =
             Tensor::random([n_mem, d], burn::tensor::Distribution::Normal(0.0, 0.02), device);
+        let width = self.query_width();
+        let dense = self.dense_head.then(|| DenseHead {
+            map: Param::from_tensor(Tensor::zeros([width, width], device)),
+            tokens: frozen(Tensor::zeros([self.vocab_size, width], device)),
+            tokens_delta: Param::from_tensor(Tensor::zeros([self.vocab_size, width], device)),
+            items: frozen(Tensor::zeros([self.n_items, width], device)),
+            items_delta: Param::from_tensor(Tensor::zeros([self.n_items, width], device)),
+            log_scale: Param::from_tensor(Tensor::from_floats(
+                [self.dense_scale.ln() as f32],
+                device,
+            )),
+        });
+        let mut output = LinearConfig::new(d, self.vocab_size).init(device);
+        if self.dense_head {
+            // the transformer starts silent: the untrained model is the dense head alone
+            output.weight = Param::from_tensor(output.weight.val().zeros_like());
+            output.bias = output.bias.map(|b| Param::from_tensor(b.val().zeros_like()));
+        }
         GeneratorModel {
+            position_sizes: self.position_sizes.clone(),
+            dense,
             query_proj: LinearConfig::new(self.d_query, self.n_memory * d).init(device),
             memory_pos: Param::from_tensor(memory_pos),
             encoder,
@@ -147,7 +244,7 @@ impl GeneratorConfig {
             position_embedding: EmbeddingConfig::new(self.id_len, d).init(device),
             decoder,
             decoder_norm: layer_norm(),
-            output: LinearConfig::new(d, self.vocab_size).init(device),
+            output,
             dropout: dropout(),
         }
     }
@@ -392,9 +489,171 @@ pub(crate) struct GeneratorModel {
     decoder_norm: LayerNorm,
     output: Linear,
     dropout: Dropout,
+    /// Token values per position (empty: no per-position restriction).
+    position_sizes: Vec<usize>,
+    dense: Option<DenseHead>,
+}
+
+/// Which items the last (per-item) token can name for each row: `items[b, u]` is the item
+/// whose identifier is the row's prefix followed by uniqueness value `u`, or the padding row
+/// `n_items` where none is; `valid[b, u]` says which.
+#[derive(Clone, Debug)]
+pub(crate) struct Groups {
+    pub(crate) items: Tensor<2, Int>,
+    pub(crate) valid: Tensor<2, Bool>,
+}
+
+/// The dense head: query-space output vectors for every token and item (see
+/// [`GeneratorConfig::dense_head`]).
+#[derive(Module, Debug)]
+pub(crate) struct DenseHead {
+    /// `W = I + MAP_STEP * map` (query -> query space), `map` starts at zero.
+    pub(crate) map: Param<Tensor<2>>,
+    /// `[vocab, width]`: one output vector per token as set (frozen) ...
+    pub(crate) tokens: Param<Tensor<2>>,
+    /// ... plus `TABLE_STEP` times this learned change.
+    pub(crate) tokens_delta: Param<Tensor<2>>,
+    /// `[n_items, width]`: one output vector per item (the last token's residual), frozen ...
+    pub(crate) items: Param<Tensor<2>>,
+    /// ... plus `TABLE_STEP` times this learned change.
+    pub(crate) items_delta: Param<Tensor<2>>,
+    /// `ln(scale)`, `[1]`.
+    pub(crate) log_scale: Param<Tensor<1>>,
+}
+
+/// How far one unit of the dense head's `map` parameter moves `W` from the identity.
+///
+/// The query vectors and output tables live at the scale of unit vectors (entries about
+/// `1 / sqrt(width)`), while Adam moves every parameter by about the learning rate per step
+/// whatever its scale. Stored as they are, the tables and `W` would lose the quantizer's
+/// geometry in a few dozen steps; stored at unit scale (times `sqrt(width)`) and with `W`'s
+/// change scaled down, a step changes them by about `lr` relative to their size.
+const MAP_STEP: f64 = 0.001;
+
+/// How far one unit of a table's learned change moves the table (see [`MAP_STEP`]): the
+/// vectors of text encoders share a large common direction, and what tells items apart is a
+/// small part of each vector, which unscaled Adam steps would drown in a few dozen steps.
+const TABLE_STEP: f64 = 0.01;
+
+/// With the dense head, the transformer's logits are scaled by this: its output layer starts at
+/// zero and moves this much slower.
+const TRANSFORMER_STEP: f64 = 0.1;
+
+/// A parameter the optimizer leaves alone.
+pub(crate) fn frozen(t: Tensor<2>) -> Param<Tensor<2>> {
+    Param::from_tensor(t).set_require_grad(false)
+}
+
+impl DenseHead {
+    /// The token table in use.
+    pub(crate) fn token_table(&self) -> Tensor<2> {
+        self.tokens.val() + self.tokens_delta.val().mul_scalar(TABLE_STEP)
+    }
+
+    /// The item table in use.
+    pub(crate) fn item_table(&self) -> Tensor<2> {
+        self.items.val() + self.items_delta.val().mul_scalar(TABLE_STEP)
+    }
+
+    /// `scale * W q`, `[b, width]`, from queries `[b, n_vec, d_query]`.
+    pub(crate) fn project(&self, queries: Tensor<3>) -> Tensor<2> {
+        let [b, n, d] = queries.dims();
+        let q = queries.reshape([b, n * d]);
+        let q = q.clone() + q.matmul(self.map.val().transpose()).mul_scalar(MAP_STEP);
+        q * self.log_scale.val().exp().reshape([1, 1])
+    }
+
+    /// `[b, vocab]` token scores of projected queries.
+    pub(crate) fn token_logits(&self, projected: Tensor<2>) -> Tensor<2> {
+        projected.matmul(self.token_table().transpose())
+    }
+
+    /// `[b, U]` item scores of the rows' groups; `-1e9` where no item is.
+    pub(crate) fn item_logits(&self, projected: Tensor<2>, groups: &Groups) -> Tensor<2> {
+        let [b, u] = groups.items.dims();
+        let [_, w] = projected.dims();
+        let table = self.item_table();
+        let padded = Tensor::cat(vec![table.clone(), table.slice(s![0..1]).zeros_like()], 0);
+        let rows = padded.select(0, groups.items.clone().reshape([b * u])).reshape([b, u, w]);
+        let scores = rows.matmul(projected.reshape([b, w, 1])).reshape([b, u]);
+        scores.mask_fill(groups.valid.clone().bool_not(), -1.0e9)
+    }
 }
 
 impl GeneratorModel {
+    /// The dense head, if the model has one.
+    pub(crate) fn dense(&self) -> Option<&DenseHead> {
+        self.dense.as_ref()
+    }
+
+    /// Mutable access for setting the dense tables.
+    pub(crate) fn dense_mut(&mut self) -> Option<&mut DenseHead> {
+        self.dense.as_mut()
+    }
+
+    /// Adds the dense head's token scores and the per-position restriction to decoder logits
+    /// `[b, t, vocab]` of positions `start..start + t`; `projected` is the dense head's query.
+    pub(crate) fn finish_logits(
+        &self,
+        logits: Tensor<3>,
+        projected: Option<&Tensor<2>>,
+        start: usize,
+    ) -> Tensor<3> {
+        let [b, t, vocab] = logits.dims();
+        let logits = match (&self.dense, projected) {
+            // the transformer's share grows slowly, so that its early, query-blind guesses do
+            // not drown the dense head's ranking
+            (Some(head), Some(q)) => {
+                logits.mul_scalar(TRANSFORMER_STEP)
+                    + head.token_logits(q.clone()).reshape([b, 1, vocab])
+            }
+            _ => logits,
+        };
+        if self.position_sizes.is_empty() {
+            return logits;
+        }
+        let device = logits.device();
+        let mut hidden = vec![true; t * vocab];
+        for p in 0..t {
+            let pos = start + p;
+            if pos >= self.position_sizes.len() {
+                continue;
+            }
+            let begin = 2 + self.position_sizes[..pos].iter().sum::<usize>();
+            for v in begin..begin + self.position_sizes[pos] {
+                hidden[p * vocab + v] = false;
+            }
+        }
+        let mask = Tensor::<3, Bool>::from_data(TensorData::new(hidden, [1, t, vocab]), &device)
+            .expand([b, t, vocab]);
+        logits.mask_fill(mask, -1.0e9)
+    }
+
+    /// Teacher-forced logits `[b, id_len, vocab]` with the dense head in full: token scores
+    /// everywhere and, at the last position, the item scores of each row's group.
+    pub(crate) fn forward_groups(
+        &self,
+        queries: Tensor<3>,
+        tokens: Tensor<2, Int>,
+        groups: Option<&Groups>,
+    ) -> Tensor<3> {
+        let projected = self.dense.as_ref().map(|h| h.project(queries.clone()));
+        let layers = self.encode(queries);
+        let cross = self.cross(&layers);
+        let logits = self.decode_raw(&cross, tokens);
+        let logits = self.finish_logits(logits, projected.as_ref(), 0);
+        let (Some(head), Some(q), Some(groups)) = (&self.dense, projected, groups) else {
+            return logits;
+        };
+        let [b, t, vocab] = logits.dims();
+        let [_, u] = groups.items.dims();
+        let head_part = logits.clone().slice(s![.., 0..t - 1, ..]);
+        let last = logits.slice(s![.., t - 1..t, ..]).reshape([b, vocab]);
+        let items = last.clone().slice(s![.., vocab - u..vocab]) + head.item_logits(q, groups);
+        let last = Tensor::cat(vec![last.slice(s![.., 0..vocab - u]), items], 1);
+        Tensor::cat(vec![head_part, last.reshape([b, 1, vocab])], 1)
+    }
+
     /// Encoder layer outputs `E_1..E_S`, each `[b, n_mem, d]`, from queries `[b, n_vec, d_query]`.
     pub(crate) fn encode(&self, queries: Tensor<3>) -> Vec<Tensor<3>> {
         let [b, _, _] = queries.dims();
@@ -428,8 +687,9 @@ impl GeneratorModel {
         self.output.forward(self.decoder_norm.forward(x))
     }
 
-    /// Logits `[b, t, vocab]` for decoder inputs `tokens` (`[b, t]`, starting with BOS).
-    pub(crate) fn decode(&self, cross: &[CrossKv], tokens: Tensor<2, Int>) -> Tensor<3> {
+    /// Transformer logits `[b, t, vocab]` for decoder inputs `tokens` (`[b, t]`, starting
+    /// with BOS), before the dense head and the per-position restriction.
+    pub(crate) fn decode_raw(&self, cross: &[CrossKv], tokens: Tensor<2, Int>) -> Tensor<3> {
         let [_, t] = tokens.dims();
         let device = tokens.device();
         let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &device);
@@ -456,10 +716,9 @@ impl GeneratorModel {
         self.head(x)
     }
 
-    /// Teacher-forced logits `[b, t, vocab]`.
+    /// Teacher-forced logits `[b, t, vocab]` without the item scores of the last position
+    /// (see [`GeneratorModel::forward_groups`]).
     pub(crate) fn forward(&self, queries: Tensor<3>, tokens: Tensor<2, Int>) -> Tensor<3> {
-        let layers = self.encode(queries);
-        let cross = self.cross(&layers);
-        self.decode(&cross, tokens)
+        self.forward_groups(queries, tokens, None)
     }
 }

@@ -2,6 +2,7 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
+use cart_ids::IdTrie;
 use cart_search::{Scorer, Step};
 
 use crate::generator::{Generator, int_tensor, to_f32};
@@ -22,7 +23,10 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub struct GeneratorScorer<'g> {
     generator: &'g Generator,
+    trie: &'g IdTrie,
     n_queries: usize,
+    /// The dense head's projected queries, `[n_queries, width]`.
+    projected: Option<Tensor<2>>,
     /// Cross-attention keys/values per decoder layer, one row per query.
     query_cross: Vec<CrossKv>,
     /// The same, one row per live beam.
@@ -36,17 +40,25 @@ pub struct GeneratorScorer<'g> {
 }
 
 impl<'g> GeneratorScorer<'g> {
-    pub(crate) fn new(generator: &'g Generator, queries: &[f32], n: usize) -> Self {
+    pub(crate) fn new(
+        generator: &'g Generator,
+        trie: &'g IdTrie,
+        queries: &[f32],
+        n: usize,
+    ) -> Self {
         let n_layers = generator.config.n_decoder_layers;
-        let query_cross = if n == 0 {
-            Vec::new()
+        let (query_cross, projected) = if n == 0 {
+            (Vec::new(), None)
         } else {
             let q = generator.query_tensor(queries, n);
+            let projected = generator.model.dense().map(|h| h.project(q.clone()));
             let layers = generator.model.encode(q);
-            generator.model.cross(&layers)
+            (generator.model.cross(&layers), projected)
         };
         Self {
             generator,
+            trie,
+            projected,
             n_queries: n,
             query_cross,
             beam_cross: Vec::new(),
@@ -59,6 +71,66 @@ impl<'g> GeneratorScorer<'g> {
     fn rows(&self, rows: &[usize]) -> Tensor<1, Int> {
         let values: Vec<i32> = rows.iter().map(|&r| r as i32).collect();
         int_tensor(&values, [rows.len()], &self.generator.device)
+    }
+}
+
+impl GeneratorScorer<'_> {
+    /// The last position with the dense head: each beam's children are items; their scores
+    /// are the decoder's plus `scale * (W q) . e_item`, normalised over the children.
+    fn score_items(
+        &self,
+        step: &Step<'_>,
+        projected: Tensor<2>,
+        head: &crate::model::DenseHead,
+        logits: Tensor<3>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let vocab = self.generator.config.vocab_size;
+        let n_items = self.generator.config.n_items;
+        let raw = to_f32(logits)?;
+        let mut beams = Vec::new();
+        let mut items = Vec::new();
+        let mut slots = Vec::new();
+        for (b, &node) in step.nodes.iter().enumerate() {
+            let kids = self.trie.children(node);
+            for (j, &t) in kids.tokens().iter().enumerate() {
+                if let Some(item) = self.trie.item(kids.node(j))
+                    && (item as usize) < n_items
+                {
+                    beams.push(b as i32);
+                    items.push(item as i32);
+                    slots.push(b * vocab + t as usize);
+                }
+            }
+        }
+        out.fill(f32::NEG_INFINITY);
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let device = &self.generator.device;
+        let q = projected.select(0, int_tensor(&beams, [beams.len()], device));
+        let v = head.item_table().select(0, int_tensor(&items, [items.len()], device));
+        let dots = to_f32((q * v).sum_dim(1))?;
+        for (&slot, dot) in slots.iter().zip(dots) {
+            out[slot] = raw[slot] + dot;
+        }
+        // log-softmax over each beam's children
+        let mut start = 0;
+        while start < slots.len() {
+            let b = beams[start];
+            let mut end = start;
+            while end < slots.len() && beams[end] == b {
+                end += 1;
+            }
+            let max = slots[start..end].iter().map(|&s| out[s]).fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = slots[start..end].iter().map(|&s| (out[s] - max).exp()).sum();
+            let lse = max + sum.ln();
+            for &s in &slots[start..end] {
+                out[s] -= lse;
+            }
+            start = end;
+        }
+        Ok(())
     }
 }
 
@@ -101,6 +173,13 @@ impl Scorer for GeneratorScorer<'_> {
                 vocab_size: vocab,
             });
         }
+        if step.nodes.len() != n_beams {
+            return Err(Error::protocol(format!(
+                "{} beams but {} trie nodes",
+                n_beams,
+                step.nodes.len()
+            )));
+        }
         if n_beams == 0 {
             return Ok(());
         }
@@ -123,8 +202,16 @@ impl Scorer for GeneratorScorer<'_> {
             step.position,
             &mut self.caches,
         );
-        let logp = to_f32(log_softmax(logits, 2))?;
-        out.copy_from_slice(&logp);
+        let query_rows = self.rows(step.queries);
+        let projected = self.projected.as_ref().map(|p| p.clone().select(0, query_rows));
+        let logits = self.generator.model.finish_logits(logits, projected.as_ref(), step.position);
+        let last = step.position + 1 == self.generator.config.id_len;
+        match (last, projected, self.generator.model.dense()) {
+            (true, Some(projected), Some(head)) => {
+                self.score_items(step, projected, head, logits, out)?
+            }
+            _ => out.copy_from_slice(&to_f32(log_softmax(logits, 2))?),
+        }
         self.n_beams = n_beams;
         self.position = step.position + 1;
         Ok(())

@@ -9,14 +9,14 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use cart_ids::IdAssignment;
+use cart_ids::{IdAssignment, IdTrie};
 use cart_search::{BeamSearchConfig, RetrievalMetrics, evaluate};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 
 use crate::generator::{Generator, Pairs, check_queries, decoder_inputs, int_tensor, query_tensor};
-use crate::model::{GeneratorConfig, GeneratorModel};
+use crate::model::{GeneratorConfig, GeneratorModel, Groups};
 use crate::progress::Progress;
 use crate::{Error, Result};
 
@@ -66,6 +66,17 @@ pub struct TrainConfig {
     /// file after each improvement.
     #[config(default = "None")]
     pub checkpoint: Option<String>,
+    /// Item-as-query pairs per epoch, as a share of the items (DSI's indexing task): item `i`'s
+    /// vector in the query space ([`Pairs::with_item_vectors`]) -> its identifier. Drawn
+    /// afresh every epoch (seeded). 0 turns it off. Default: 0.
+    #[config(default = 0.0)]
+    pub item_queries: f64,
+    /// Share of the training queries replaced, every epoch, by a query-target interpolation
+    /// (GENIUS): `z = sqrt(s) q + sqrt(1 - s) p` with `p` the target item's vector in the
+    /// query space and `s ~ Beta(2, 2)` drawn per dimension, re-normalised. 0 turns it off.
+    /// Default: 0.
+    #[config(default = 0.0)]
+    pub interpolation: f64,
     /// Draw a progress bar and per-epoch lines on stderr. Default: `true`.
     #[config(default = true)]
     pub progress: bool,
@@ -74,7 +85,6 @@ pub struct TrainConfig {
 impl TrainConfig {
     fn validate(&self) -> Result<()> {
         let positive = [
-            ("n_epochs", self.n_epochs),
             ("batch_size", self.batch_size),
             ("beam_width", self.beam_width),
             ("eval_every", self.eval_every),
@@ -95,6 +105,12 @@ impl TrainConfig {
             if !(0.0..=1.0).contains(&value) {
                 return Err(Error::config(field, value, "must be in [0, 1]"));
             }
+        }
+        if !(0.0..=1.0).contains(&self.interpolation) {
+            return Err(Error::config("interpolation", self.interpolation, "must be in [0, 1]"));
+        }
+        if !(self.item_queries.is_finite() && (0.0..=100.0).contains(&self.item_queries)) {
+            return Err(Error::config("item_queries", self.item_queries, "must be in [0, 100]"));
         }
         let non_negative = [
             ("weight_decay", self.weight_decay),
@@ -146,8 +162,13 @@ pub struct EpochStats {
 pub struct TrainHistory {
     /// One entry per epoch, in order.
     pub epochs: Vec<EpochStats>,
-    /// The epoch whose model was returned (the best validation recall at the first cut-off).
+    /// The epoch whose model was returned (the best validation recall at the first cut-off);
+    /// 0 for the starting model.
     pub best_epoch: usize,
+    /// Validation metrics of the starting model, before the first step (empty without
+    /// validation data). With the dense head this is the training-free floor.
+    #[serde(default)]
+    pub start_valid: Vec<RetrievalMetrics>,
 }
 
 impl fmt::Display for EpochStats {
@@ -169,6 +190,13 @@ impl fmt::Display for EpochStats {
 
 impl fmt::Display for TrainHistory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.start_valid.is_empty() {
+            write!(f, "start    ")?;
+            for m in &self.start_valid {
+                write!(f, "  R@{} {:.4}", m.k, m.recall)?;
+            }
+            writeln!(f)?;
+        }
         for epoch in &self.epochs {
             writeln!(f, "{epoch}")?;
         }
@@ -244,18 +272,23 @@ pub(crate) fn loss_terms(
     queries: Tensor<3>,
     inputs: Tensor<2, Int>,
     targets: Tensor<2, Int>,
+    groups: Option<&Groups>,
     rdrop: bool,
     omega: f64,
 ) -> LossTerms {
     let [b, _] = targets.dims();
     if !rdrop {
-        let ce = nll(log_softmax(model.forward(queries, inputs), 2), targets);
+        let ce = nll(log_softmax(model.forward_groups(queries, inputs, groups), 2), targets);
         return LossTerms { total: ce.clone(), rdrop: ce.zeros_like(), cross_entropy: ce };
     }
     let queries = Tensor::cat(vec![queries.clone(), queries], 0);
     let inputs = Tensor::cat(vec![inputs.clone(), inputs], 0);
     let targets = Tensor::cat(vec![targets.clone(), targets], 0);
-    let logp = log_softmax(model.forward(queries, inputs), 2);
+    let groups = groups.map(|g| Groups {
+        items: Tensor::cat(vec![g.items.clone(), g.items.clone()], 0),
+        valid: Tensor::cat(vec![g.valid.clone(), g.valid.clone()], 0),
+    });
+    let logp = log_softmax(model.forward_groups(queries, inputs, groups.as_ref()), 2);
     let ce = nll(logp.clone(), targets);
     let lp1 = logp.clone().slice(s![0..b]);
     let lp2 = logp.slice(s![b..2 * b]);
@@ -265,13 +298,28 @@ pub(crate) fn loss_terms(
     LossTerms { total: ce.clone() + kl.clone().mul_scalar(omega), cross_entropy: ce, rdrop: kl }
 }
 
-/// Training pairs checked and turned into decoder inputs and targets.
+/// Training pairs checked and turned into decoder inputs and targets: the query rows first,
+/// then (with item vectors) one item-as-query row per item.
 pub(crate) struct Batches {
     queries: Vec<f32>,
     inputs: Vec<i32>,
     targets: Vec<i32>,
+    /// The target item of every row.
+    row_items: Vec<u32>,
+    /// Every item's vector in the query space (for interpolation), if given.
+    item_vectors: Option<Vec<f32>>,
+    /// Per row, the dense head's group (`n_unique` items, padding = `n_items`) and validity.
+    groups: Option<(Vec<i32>, Vec<bool>, usize)>,
     width: usize,
     len: usize,
+    /// Number of query rows (the item rows follow).
+    n_queries: usize,
+}
+
+/// A draw from Beta(2, 2): the median of three uniforms.
+fn beta22(rng: &mut StdRng) -> f32 {
+    let (a, b, c): (f32, f32, f32) = (rng.random(), rng.random(), rng.random());
+    a.max(b).min(a.min(b).max(c))
 }
 
 impl Batches {
@@ -280,6 +328,7 @@ impl Batches {
         config: &GeneratorConfig,
         pairs: Pairs<'_>,
         ids: &IdAssignment,
+        trie: &IdTrie,
     ) -> Result<Self> {
         let width = config.query_width();
         let n = check_queries(what, pairs.queries, width)?;
@@ -289,9 +338,23 @@ impl Batches {
         if n == 0 {
             return Err(Error::EmptyData { what });
         }
+        let mut queries = pairs.queries.to_vec();
+        let mut row_items = pairs.items.to_vec();
+        if let Some(v) = pairs.item_vectors {
+            let n_items = check_queries("item vectors (query space)", v, width)?;
+            if n_items != ids.len() {
+                return Err(Error::DimMismatch {
+                    what: "item vectors (query space): one row per item",
+                    got: n_items,
+                    expected: ids.len(),
+                });
+            }
+            queries.extend_from_slice(v);
+            row_items.extend(0..n_items as u32);
+        }
         let len = config.id_len;
-        let mut tokens = Vec::with_capacity(n * len);
-        for &item in pairs.items {
+        let mut tokens = Vec::with_capacity(row_items.len() * len);
+        for &item in &row_items {
             let id = ids.id(item as usize).ok_or(Error::UnknownItem {
                 what,
                 item,
@@ -301,34 +364,97 @@ impl Batches {
         }
         let inputs = decoder_inputs(&tokens, len, config.vocab_size)?;
         let targets = tokens.iter().map(|&t| t as i32).collect();
-        Ok(Self { queries: pairs.queries.to_vec(), inputs, targets, width, len })
+        let groups = crate::generator::groups_host(config, trie, &tokens);
+        Ok(Self {
+            queries,
+            inputs,
+            targets,
+            row_items,
+            item_vectors: pairs.item_vectors.map(<[f32]>::to_vec),
+            groups,
+            width,
+            len,
+            n_queries: n,
+        })
     }
 
-    fn len(&self) -> usize {
-        self.queries.len() / self.width
+    /// Number of query rows.
+    fn n_queries(&self) -> usize {
+        self.n_queries
     }
 
-    /// `(queries, inputs, targets)` tensors of the rows `rows`.
+    /// Number of item rows.
+    fn n_item_rows(&self) -> usize {
+        self.row_items.len() - self.n_queries
+    }
+
+    /// `(queries, inputs, targets, groups)` tensors of the rows `rows`; each query row is
+    /// replaced by an interpolation toward its item with probability `interpolation`.
     pub(crate) fn batch(
         &self,
         config: &GeneratorConfig,
         rows: &[usize],
+        interpolation: f64,
+        rng: &mut StdRng,
         device: &Device,
-    ) -> (Tensor<3>, Tensor<2, Int>, Tensor<2, Int>) {
+    ) -> (Tensor<3>, Tensor<2, Int>, Tensor<2, Int>, Option<Groups>) {
         let (w, l) = (self.width, self.len);
         let mut q = Vec::with_capacity(rows.len() * w);
         let mut i = Vec::with_capacity(rows.len() * l);
         let mut t = Vec::with_capacity(rows.len() * l);
         for &r in rows {
-            q.extend_from_slice(&self.queries[r * w..(r + 1) * w]);
+            let query = &self.queries[r * w..(r + 1) * w];
+            match &self.item_vectors {
+                Some(items) if r < self.n_queries && rng.random::<f64>() < interpolation => {
+                    let item = self.row_items[r] as usize;
+                    let p = &items[item * w..(item + 1) * w];
+                    let start = q.len();
+                    for (&a, &b) in query.iter().zip(p) {
+                        let s = beta22(rng);
+                        q.push(s.sqrt() * a + (1.0 - s).sqrt() * b);
+                    }
+                    let norm = q[start..].iter().map(|x| x * x).sum::<f32>().sqrt();
+                    if norm > 0.0 {
+                        q[start..].iter_mut().for_each(|x| *x /= norm);
+                    }
+                }
+                _ => q.extend_from_slice(query),
+            }
             i.extend_from_slice(&self.inputs[r * l..(r + 1) * l]);
             t.extend_from_slice(&self.targets[r * l..(r + 1) * l]);
         }
+        let groups = self.groups.as_ref().map(|(items, valid, u)| {
+            let mut gi = Vec::with_capacity(rows.len() * u);
+            let mut gv = Vec::with_capacity(rows.len() * u);
+            for &r in rows {
+                gi.extend_from_slice(&items[r * u..(r + 1) * u]);
+                gv.extend_from_slice(&valid[r * u..(r + 1) * u]);
+            }
+            Groups {
+                items: int_tensor(&gi, [rows.len(), *u], device),
+                valid: Tensor::from_data(TensorData::new(gv, [rows.len(), *u]), device),
+            }
+        });
         (
             query_tensor(config, &q, rows.len(), device),
             int_tensor(&i, [rows.len(), l], device),
             int_tensor(&t, [rows.len(), l], device),
+            groups,
         )
+    }
+
+    /// One epoch's rows, shuffled: every query row, plus `item_queries * n_items` item rows.
+    fn epoch_rows(&self, item_queries: f64, rng: &mut StdRng) -> Vec<usize> {
+        let mut rows: Vec<usize> = (0..self.n_queries).collect();
+        let n_items = self.n_item_rows();
+        if n_items > 0 && item_queries > 0.0 {
+            let m = (item_queries * n_items as f64).round() as usize;
+            let mut perm: Vec<usize> = (0..n_items).collect();
+            perm.shuffle(rng);
+            rows.extend((0..m).map(|i| self.n_queries + perm[i % n_items]));
+        }
+        rows.shuffle(rng);
+        rows
     }
 }
 
@@ -378,7 +504,8 @@ impl GeneratorConfig {
                 "must match the identifier layout",
             ));
         }
-        let batches = Batches::new("fit", self, data, ids)?;
+        let trie = ids.to_trie()?;
+        let batches = Batches::new("fit", self, data, ids, &trie)?;
         let valid = match valid {
             Some(v) => {
                 let n = check_queries("fit (validation)", v.queries, self.query_width())?;
@@ -394,7 +521,6 @@ impl GeneratorConfig {
             }
             None => None,
         };
-        let trie = ids.to_trie()?;
         let top_k = train.eval_ks.iter().copied().max().unwrap_or(1);
         let search =
             BeamSearchConfig::default().with_beam_width(train.beam_width).with_top_k(top_k);
@@ -415,23 +541,37 @@ impl GeneratorConfig {
             .with_grad_clipping(clip)
             .init();
 
-        let n = batches.len();
+        let item_queries = if batches.n_item_rows() > 0 { train.item_queries } else { 0.0 };
+        let n =
+            batches.n_queries() + (item_queries * batches.n_item_rows() as f64).round() as usize;
         let batch_size = train.batch_size.min(n);
         let n_batches = n.div_ceil(batch_size);
         let total_steps = n_batches * train.n_epochs;
-        let mut order: Vec<usize> = (0..n).collect();
         let progress = Progress::new(train.progress, train.n_epochs);
         let mut history = TrainHistory::default();
         let mut best: Option<(f64, Generator)> = None;
+        // The starting model is a candidate too: training must not end below it.
+        if let Some((queries, relevant)) = &valid {
+            let generator =
+                Generator { config: self.clone(), model: model.valid(), device: plain.clone() };
+            let ranked = generator.search(&trie, search, queries)?;
+            history.start_valid = evaluate(&ranked, relevant, &train.eval_ks)?;
+            let score = history.start_valid.first().map_or(0.0, |m| m.recall);
+            best = Some((score, generator));
+        } else if train.n_epochs == 0 {
+            let generator =
+                Generator { config: self.clone(), model: model.valid(), device: plain.clone() };
+            best = Some((0.0, generator));
+        }
         let mut step = 0;
         for epoch in 0..train.n_epochs {
             let start = Instant::now();
-            order.shuffle(&mut rng);
+            let order = batches.epoch_rows(item_queries, &mut rng);
             let mut sums = [0.0f64; 3];
             let mut lr = train.learning_rate;
             for (b, rows) in order.chunks(batch_size).enumerate() {
-                let (q, i, t) = batches.batch(self, rows, &ad);
-                let terms = loss_terms(&model, q, i, t, train.rdrop, train.omega);
+                let (q, i, t, g) = batches.batch(self, rows, train.interpolation, &mut rng, &ad);
+                let terms = loss_terms(&model, q, i, t, g.as_ref(), train.rdrop, train.omega);
                 // One read-back per batch for the three terms.
                 let values = Tensor::cat(
                     vec![
@@ -549,7 +689,7 @@ mod tests {
             Tensor::<3>::random([4, 1, 6], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
         let i = int_tensor(&[1, 3, 5, 1, 4, 6, 1, 3, 7, 1, 2, 8], [4, 3], &device);
         let t = int_tensor(&[3, 5, 9, 4, 6, 10, 3, 7, 11, 2, 8, 9], [4, 3], &device);
-        let terms = loss_terms(&model, q, i, t, true, 1.0);
+        let terms = loss_terms(&model, q, i, t, None, true, 1.0);
         (scalar(terms.cross_entropy), scalar(terms.rdrop))
     }
 
@@ -561,6 +701,50 @@ mod tests {
         let (ce, kl) = terms(0.0);
         assert!(ce > 0.0);
         assert!(kl.abs() < 1e-7, "no dropout, identical passes: {kl}");
+    }
+
+    /// The epoch's rows (item-as-query included) and the interpolated queries are drawn from
+    /// the seed: the same seed draws the same, another seed draws differently.
+    #[test]
+    fn augmentation_is_deterministic_given_the_seed() {
+        let layout = cart_ids::IdLayout::new(4, 1, 4, 2).unwrap();
+        let ids = cart_ids::assign_ids(&layout, &[0, 1, 2, 3, 0], &[0, 1, 2, 3, 1]).unwrap();
+        let trie = ids.to_trie().unwrap();
+        let config = GeneratorConfig::for_layout(6, &layout);
+        let queries: Vec<f32> = (0..8 * 6).map(|i| ((i * 7) % 11) as f32 / 11.0 - 0.4).collect();
+        let items = [0u32, 1, 2, 3, 4, 0, 1, 2];
+        let vectors: Vec<f32> = (0..5 * 6).map(|i| ((i * 5) % 13) as f32 / 13.0 - 0.5).collect();
+        let pairs = Pairs::new(&queries, &items).with_item_vectors(&vectors);
+        let batches = Batches::new("test", &config, pairs, &ids, &trie).unwrap();
+        let device = Device::flex();
+        let draw = |seed: u64| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let rows = batches.epoch_rows(1.0, &mut rng);
+            let (q, _, t, _) = batches.batch(&config, &rows, 0.5, &mut rng, &device);
+            let q = q.into_data().try_into_vec_as::<f32>().unwrap();
+            let t = t.into_data().try_into_vec_as::<i32>().unwrap();
+            (rows, q, t)
+        };
+        let (rows, q, _) = draw(7);
+        assert_eq!(rows.len(), 8 + 5, "every query row and every item once");
+        assert_eq!(draw(7), draw(7));
+        assert_ne!(draw(7).1, draw(8).1);
+        // interpolated rows are unit vectors; untouched rows are the query as given
+        let mut interpolated = 0;
+        for (r, z) in rows.iter().zip(q.chunks(6)) {
+            let src = if *r < 8 {
+                &queries[r * 6..(r + 1) * 6]
+            } else {
+                &vectors[(r - 8) * 6..(r - 7) * 6]
+            };
+            if z != src {
+                interpolated += 1;
+                assert!(*r < 8, "only query rows are interpolated");
+                let norm = z.iter().map(|x| x * x).sum::<f32>().sqrt();
+                assert!((norm - 1.0).abs() < 1e-5);
+            }
+        }
+        assert!(interpolated > 0);
     }
 
     #[test]

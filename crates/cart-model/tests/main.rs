@@ -4,7 +4,7 @@
 //! and checkpoints round-trip and fail with typed errors.
 
 use burn::prelude::Device;
-use cart_ids::{IdAssignment, IdLayout, Token, assign_ids};
+use cart_ids::{IdAssignment, IdLayout, Node, Token, assign_ids};
 use cart_model::{Error, Generator, GeneratorConfig, Pairs, TrainConfig, TrainHistory};
 use cart_search::{BeamSearchConfig, Scorer, Step, evaluate};
 
@@ -140,7 +140,8 @@ fn cached_equals_recompute(fusion: bool) {
     let queries: Vec<f32> = (0..3 * 10).map(|_| rng.next() - 0.5).collect();
     let vocab = layout.vocab_size();
     let len = layout.id_len();
-    let mut scorer = g.scorer(&queries).unwrap();
+    let trie = assign_ids(&layout, &[0], &[0, 0]).unwrap().to_trie().unwrap();
+    let mut scorer = g.scorer(&trie, &queries).unwrap();
     assert_eq!((scorer.vocab_size(), scorer.n_queries()), (vocab, 3));
 
     // beams: (query, prefix tokens so far)
@@ -150,7 +151,8 @@ fn cached_equals_recompute(fusion: bool) {
         let queries_of: Vec<usize> = beams.iter().map(|b| b.0).collect();
         let tokens: Vec<Token> =
             beams.iter().map(|b| b.1.last().copied().unwrap_or(IdLayout::BOS)).collect();
-        let step = Step { position, queries: &queries_of, tokens: &tokens };
+        let nodes = vec![Node::ROOT; tokens.len()];
+        let step = Step { position, queries: &queries_of, tokens: &tokens, nodes: &nodes };
         let mut out = vec![f32::NAN; beams.len() * vocab];
         scorer.score(&step, &mut out).unwrap();
         for (b, (q, prefix)) in beams.iter().enumerate() {
@@ -159,7 +161,7 @@ fn cached_equals_recompute(fusion: bool) {
             while id.len() < len {
                 id.push(layout.position_range(id.len()).start);
             }
-            let full = g.log_probs(&queries[q * 10..(q + 1) * 10], &id).unwrap();
+            let full = g.log_probs(&trie, &queries[q * 10..(q + 1) * 10], &id).unwrap();
             let expected = &full[position * vocab..(position + 1) * vocab];
             let got = &out[b * vocab..(b + 1) * vocab];
             for (e, g) in expected.iter().zip(got) {
@@ -201,17 +203,19 @@ fn scorer_rejects_protocol_errors() {
     let layout = IdLayout::new(4, 2, 5, 3).unwrap();
     let g = random_generator(true, &layout, 1);
     let queries = vec![0.1f32; 2 * 10];
-    let mut scorer = g.scorer(&queries).unwrap();
+    let trie = assign_ids(&layout, &[0], &[0, 0]).unwrap().to_trie().unwrap();
+    let mut scorer = g.scorer(&trie, &queries).unwrap();
+    let r = &[Node::ROOT, Node::ROOT];
     let vocab = layout.vocab_size();
     let mut out = vec![0.0; 2 * vocab];
-    let bad_query = Step { position: 0, queries: &[0, 5], tokens: &[1, 1] };
+    let bad_query = Step { position: 0, queries: &[0, 5], tokens: &[1, 1], nodes: r };
     assert!(matches!(scorer.score(&bad_query, &mut out), Err(Error::Protocol { .. })));
-    let bad_token = Step { position: 0, queries: &[0, 1], tokens: &[1, 999] };
+    let bad_token = Step { position: 0, queries: &[0, 1], tokens: &[1, 999], nodes: r };
     assert!(matches!(scorer.score(&bad_token, &mut out), Err(Error::UnknownToken { .. })));
-    let ok = Step { position: 0, queries: &[0, 1], tokens: &[1, 1] };
+    let ok = Step { position: 0, queries: &[0, 1], tokens: &[1, 1], nodes: r };
     scorer.score(&ok, &mut out).unwrap();
     assert!(matches!(scorer.reorder(&[0, 2]), Err(Error::Protocol { .. })));
-    let skipped = Step { position: 2, queries: &[0, 1], tokens: &[3, 3] };
+    let skipped = Step { position: 2, queries: &[0, 1], tokens: &[3, 3], nodes: r };
     assert!(matches!(scorer.score(&skipped, &mut out), Err(Error::Protocol { .. })));
 }
 
@@ -219,13 +223,19 @@ fn scorer_rejects_protocol_errors() {
 fn bad_queries_are_typed_errors() {
     let layout = IdLayout::new(4, 2, 5, 3).unwrap();
     let g = random_generator(true, &layout, 1);
-    assert!(matches!(g.scorer(&[0.0; 7]), Err(Error::DimMismatch { got: 7, expected: 10, .. })));
+    let trie = assign_ids(&layout, &[0], &[0, 0]).unwrap().to_trie().unwrap();
+    assert!(matches!(
+        g.scorer(&trie, &[0.0; 7]),
+        Err(Error::DimMismatch { got: 7, expected: 10, .. })
+    ));
     let mut nan = vec![0.0f32; 20];
     nan[13] = f32::NAN;
-    assert!(matches!(g.scorer(&nan), Err(Error::NonFinite { query: 1, index: 3, .. })));
+    assert!(matches!(g.scorer(&trie, &nan), Err(Error::NonFinite { query: 1, index: 3, .. })));
     let id = [2u32, 999, 20, 21];
-    assert!(matches!(g.log_probs(&[0.0; 10], &id), Err(Error::UnknownToken { token: 999, .. })));
-    let trie = assign_ids(&layout, &[0], &[0, 0]).unwrap().to_trie().unwrap();
+    assert!(matches!(
+        g.log_probs(&trie, &[0.0; 10], &id),
+        Err(Error::UnknownToken { token: 999, .. })
+    ));
     assert!(matches!(
         g.search(&trie, BeamSearchConfig::default(), &[f32::INFINITY; 10]),
         Err(Error::NonFinite { .. })
@@ -266,7 +276,11 @@ fn save_load_reproduces_logits() {
     assert_eq!(loaded.config(), g.config());
     let queries: Vec<f32> = (0..20).map(|i| (i as f32).cos()).collect();
     let ids = [2u32, 6, 11, 16, 3, 7, 12, 17];
-    assert_eq!(g.log_probs(&queries, &ids).unwrap(), loaded.log_probs(&queries, &ids).unwrap());
+    let trie = assign_ids(&layout, &[0], &[0, 0]).unwrap().to_trie().unwrap();
+    assert_eq!(
+        g.log_probs(&trie, &queries, &ids).unwrap(),
+        loaded.log_probs(&trie, &queries, &ids).unwrap()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -339,9 +353,9 @@ fn configs_round_trip_through_json_and_are_validated() {
     let ids = assign_ids(&layout, &[0], &[0, 0]).unwrap();
     let q = [0.0f32; 5];
     let pairs = Pairs::new(&q, &[0]);
-    let zero_epochs = TrainConfig::new().with_n_epochs(0);
+    let zero_batch = TrainConfig::new().with_batch_size(0);
     assert!(matches!(
-        config.fit(&zero_epochs, pairs, None, &ids, &device),
+        config.fit(&zero_batch, pairs, None, &ids, &device),
         Err(Error::InvalidConfig { .. })
     ));
     let other_layout = tiny(5, &IdLayout::new(5, 2, 5, 3).unwrap());
@@ -394,7 +408,8 @@ fn training_is_deterministic_given_a_seed() {
     let run = || {
         let _guard = rng_lock();
         let (g, h) = config.fit(&train, pairs, None, &data.ids, &device).unwrap();
-        let logp = g.log_probs(&data.queries[..4], data.ids.id(0).unwrap()).unwrap();
+        let trie = data.ids.to_trie().unwrap();
+        let logp = g.log_probs(&trie, &data.queries[..4], data.ids.id(0).unwrap()).unwrap();
         (logp, h.epochs.iter().map(|e| e.loss).collect::<Vec<_>>())
     };
     let (a, b) = (run(), run());
@@ -442,4 +457,68 @@ fn saving_into_a_missing_directory_is_an_io_error() {
     let g = random_generator(true, &layout, 4);
     let err = g.save("/nonexistent/dir/g.cart").unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err}");
+}
+
+/// An untrained generator with the dense head set from coarse centroids ranks the first token
+/// exactly as `q . centroid` does: it starts as quantized dense search.
+#[test]
+fn untrained_dense_head_ranks_coarse_tokens_by_centroid_similarity() {
+    let layout = IdLayout::new(6, 1, 4, 2).unwrap();
+    let width = 8;
+    let mut rng = Lcg(17);
+    let n_items = 12;
+    let coarse: Vec<u32> = (0..n_items as u32).map(|i| i % 6).collect();
+    let fine: Vec<u32> = (0..n_items as u32).map(|i| (i / 6) % 4).collect();
+    let ids = assign_ids(&layout, &coarse, &fine).unwrap();
+    let trie = ids.to_trie().unwrap();
+    let device = Device::flex();
+    let mut g = {
+        let _guard = rng_lock();
+        device.seed(3);
+        GeneratorConfig::for_layout(width, &layout)
+            .with_d_model(16)
+            .with_n_heads(2)
+            .with_n_encoder_layers(1)
+            .with_n_decoder_layers(1)
+            .with_d_ff(32)
+            .with_dense_head(true)
+            .with_n_items(n_items)
+            .init(&device)
+            .unwrap()
+    };
+    let vocab = layout.vocab_size();
+    let mut tokens = vec![0.0f32; vocab * width];
+    let centroids: Vec<f32> = (0..6 * width).map(|_| rng.next() - 0.5).collect();
+    let start = layout.position_range(0).start as usize;
+    tokens[start * width..(start + 6) * width].copy_from_slice(&centroids);
+    g.set_dense_tables(&tokens, &vec![0.0; n_items * width]).unwrap();
+    for _ in 0..5 {
+        let q: Vec<f32> = (0..width).map(|_| rng.next() - 0.5).collect();
+        let id = ids.id(0).unwrap();
+        let logp = g.log_probs(&trie, &q, id).unwrap();
+        let first = &logp[start..start + 6];
+        let dots: Vec<f32> =
+            centroids.chunks(width).map(|c| c.iter().zip(&q).map(|(a, b)| a * b).sum()).collect();
+        let rank = |v: &[f32]| {
+            let mut order: Vec<usize> = (0..v.len()).collect();
+            order.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+            order
+        };
+        assert_eq!(rank(first), rank(&dots), "first-token ranking = centroid ranking");
+        // tokens of other positions get no probability at position 0
+        assert!(
+            logp[..vocab]
+                .iter()
+                .enumerate()
+                .all(|(t, &l)| { (start..start + 6).contains(&t) || l < -1e6 })
+        );
+    }
+    // the search agrees: the top beam's coarse token is the nearest centroid
+    let q: Vec<f32> = (0..width).map(|_| rng.next() - 0.5).collect();
+    let hits = g.search(&trie, BeamSearchConfig::default().with_beam_width(6).with_top_k(1), &q);
+    let best = trie.id_of(hits.unwrap()[0][0].item).unwrap().tokens()[0] as usize - start;
+    let dots: Vec<f32> =
+        centroids.chunks(width).map(|c| c.iter().zip(&q).map(|(a, b)| a * b).sum()).collect();
+    let nearest = (0..6).max_by(|&a, &b| dots[a].total_cmp(&dots[b])).unwrap();
+    assert_eq!(best, nearest);
 }

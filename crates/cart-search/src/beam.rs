@@ -168,7 +168,10 @@ impl<'t> BeamSearch<'t> {
 
         for position in 0..id_len {
             let last = position + 1 == id_len;
+            // no step can keep more candidates than the trie has identifiers: clamping keeps the
+            // buffer arithmetic below from overflowing for absurd widths (e.g. usize::MAX)
             let keep = if last { self.config.top_k } else { self.config.beam_width };
+            let keep = keep.min(self.trie.len().max(1));
             let n_beams = beams.tokens.len();
             if n_beams == 0 {
                 break; // an empty trie
@@ -177,7 +180,12 @@ impl<'t> BeamSearch<'t> {
             if logp.len() < n_beams * vocab {
                 logp.resize(n_beams * vocab, f32::NEG_INFINITY);
             }
-            let step = Step { position, queries: &beams.queries, tokens: &beams.tokens };
+            let step = Step {
+                position,
+                queries: &beams.queries,
+                tokens: &beams.tokens,
+                nodes: &beams.nodes,
+            };
             let out = &mut logp[..n_beams * vocab];
             scorer.score(&step, out).map_err(|e| Error::Scorer(Box::new(e)))?;
 
@@ -189,7 +197,7 @@ impl<'t> BeamSearch<'t> {
                 // streaming top-`keep`: once the buffer has been cut, candidates below the
                 // `keep`-th best so far are skipped without being stored
                 let mut floor = f32::NEG_INFINITY;
-                let cap = (4 * keep).max(64);
+                let cap = keep.saturating_mul(4).max(64);
                 for b in beams.starts[q]..beams.starts[q + 1] {
                     let kids = self.trie.children(beams.nodes[b]);
                     let row = &logp[b * vocab..(b + 1) * vocab];

@@ -1,6 +1,6 @@
 //! The interface between the beam search and a generator.
 
-use cart_ids::Token;
+use cart_ids::{Node, Token};
 
 /// One decoding step's input, as [`Scorer::score`] receives it.
 #[derive(Clone, Copy, Debug)]
@@ -11,6 +11,10 @@ pub struct Step<'a> {
     pub queries: &'a [usize],
     /// `tokens[b]`: the token beam `b` appended last ([`cart_ids::IdLayout::BOS`] at position 0).
     pub tokens: &'a [Token],
+    /// `nodes[b]`: the trie node of beam `b`'s prefix ([`Node::ROOT`] at position 0), so a
+    /// scorer can look at the identifiers (and, at the last position, the items) a beam can
+    /// still reach.
+    pub nodes: &'a [Node],
 }
 
 impl Step<'_> {

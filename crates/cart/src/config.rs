@@ -34,7 +34,7 @@ pub struct IndexConfig {
     #[config(default = "default_generator()")]
     pub generator: GeneratorConfig,
     /// How the generator is trained. Default: [`TrainConfig::new`] with 20 epochs, batch 128.
-    #[config(default = "TrainConfig::new().with_batch_size(128)")]
+    #[config(default = "default_train()")]
     pub train: TrainConfig,
     /// Room for later items in the uniqueness token: `U = ceil(largest group x headroom)`, at
     /// least the largest group. `U` is part of the vocabulary, so it is fixed at fit time; items
@@ -56,13 +56,40 @@ pub struct IndexConfig {
     /// own; [`IndexConfig::with_seed_everywhere`] sets them all). Default: 0.
     #[config(default = 0)]
     pub seed: u64,
+    /// With the generator's dense head: build its output tables and the augmentations'
+    /// item vectors from each item's *supervised centroid* (its re-rank vector plus the
+    /// vectors of its training queries, normalised) rather than from the re-rank vector alone.
+    /// Without re-rank vectors the centroid of the training queries is used either way.
+    /// Default: true.
+    #[config(default = true)]
+    pub supervised_targets: bool,
+    /// Re-rank and fuse against the supervised centroids (`true`) or the raw re-rank vectors
+    /// (`false`). Fitted once and stored in the index. Default: true.
+    #[config(default = true)]
+    pub rerank_supervised: bool,
+    /// Candidates (beam width) of the re-ranked and fused searches. Default: 50.
+    #[config(default = 50)]
+    pub fuse_candidates: usize,
+    /// Weight `lambda` of the fused score `cos(q, item) + lambda * log p(id | q)`. `None`:
+    /// picked on the validation split during fit (and stored). Default: `None`.
+    #[config(default = "None")]
+    pub fuse_lambda: Option<f64>,
     /// Report each stage on stderr (the quantizer and training progress follow their own
     /// configs). Default: true.
     #[config(default = true)]
     pub progress: bool,
 }
 
-/// The default generator shape: small enough to train on a laptop CPU in minutes.
+/// The default training run: batch 128, no augmentation (item-as-query pairs and
+/// interpolation are [`TrainConfig::item_queries`] and [`TrainConfig::interpolation`]; they
+/// are not on by default until they are measured to help).
+pub fn default_train() -> TrainConfig {
+    TrainConfig::new().with_batch_size(128)
+}
+
+/// The default generator shape: small enough to train on a laptop CPU in minutes. The dense
+/// head ([`GeneratorConfig::dense_head`]) is off by default: training currently pulls it
+/// below its own training-free floor (see docs/results.md).
 pub fn default_generator() -> GeneratorConfig {
     GeneratorConfig::new(0, 0, 0)
         .with_d_model(128)
@@ -139,37 +166,76 @@ impl IndexConfig {
         if self.beam_width == 0 {
             return Err(Error::config("beam_width", 0, "must be at least 1"));
         }
+        if self.fuse_candidates == 0 {
+            return Err(Error::config("fuse_candidates", 0, "must be at least 1"));
+        }
+        if let Some(l) = self.fuse_lambda
+            && !(l.is_finite() && l >= 0.0)
+        {
+            return Err(Error::config("fuse_lambda", l, "finite and >= 0"));
+        }
         Ok(())
     }
 }
 
+/// How [`CartIndex::search_with`](crate::CartIndex::search_with) ranks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SearchMode {
+    /// The generator alone: identifiers by trie-constrained beam search, scored by their
+    /// log-probability.
+    #[default]
+    Generated,
+    /// The generator's candidates re-scored by dense similarity alone.
+    Reranked,
+    /// The generator's candidates re-scored by `cos(q, item) + lambda * log p(id | q)`.
+    Fused,
+}
+
 /// How one [`CartIndex::search_with`](crate::CartIndex::search_with) call searches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SearchOptions {
     /// Items returned per query.
     pub k: usize,
-    /// Beam width; `None` uses the index's `beam_width`. At least `k` is used.
+    /// Beam width; `None` uses the index's `beam_width` ([`SearchMode::Generated`]) or
+    /// `fuse_candidates` (the other modes). At least `k` is used.
     pub beam_width: Option<usize>,
-    /// Re-score the generator's beams (all of them, not only the top `k`) by dense similarity
-    /// to the item vectors given for re-ranking.
-    pub rerank: bool,
+    /// How the candidates are ranked.
+    pub mode: SearchMode,
+    /// `lambda` of [`SearchMode::Fused`]; `None` uses the index's (picked at fit).
+    pub lambda: Option<f64>,
 }
 
 impl SearchOptions {
-    /// Top `k`, the index's beam width, no re-rank.
+    /// Top `k`, the generator alone, the index's beam width.
     pub fn new(k: usize) -> Self {
-        Self { k, beam_width: None, rerank: false }
+        Self { k, beam_width: None, mode: SearchMode::Generated, lambda: None }
     }
 
-    /// With this beam width.
+    /// With this beam width (candidates).
+    #[must_use]
     pub fn with_beam_width(mut self, beam_width: usize) -> Self {
         self.beam_width = Some(beam_width);
         self
     }
 
-    /// With or without the dense re-rank.
-    pub fn with_rerank(mut self, rerank: bool) -> Self {
-        self.rerank = rerank;
+    /// With this ranking.
+    #[must_use]
+    pub fn with_mode(mut self, mode: SearchMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// With or without the dense re-rank ([`SearchMode::Reranked`] or
+    /// [`SearchMode::Generated`]).
+    #[must_use]
+    pub fn with_rerank(self, rerank: bool) -> Self {
+        self.with_mode(if rerank { SearchMode::Reranked } else { SearchMode::Generated })
+    }
+
+    /// With this fusion weight.
+    #[must_use]
+    pub fn with_lambda(mut self, lambda: f64) -> Self {
+        self.lambda = Some(lambda);
         self
     }
 }

@@ -10,7 +10,8 @@ use cart_quant::{CoarseToFine, Quantizer, ResidualQuantizer};
 use cart_search::{BeamSearchConfig, DenseIndex, Hit};
 use ndarray::{Array2, ArrayView2};
 
-use crate::config::{IndexConfig, QuantizerConfig, SearchOptions};
+use crate::config::{IndexConfig, QuantizerConfig, SearchMode, SearchOptions};
+use crate::dense::{DEFAULT_FUSE_LAMBDA, centroids, fuse, item_rows, pick_lambda, residual_tables};
 use crate::vectors::Vectors;
 use crate::{Error, Result};
 
@@ -184,7 +185,17 @@ impl CartIndex {
                 expected: per_query,
             });
         }
-        let dense = rerank.map(|r| dense_index(r, n, queries.dim(), config)).transpose()?;
+        if let Some(r) = rerank {
+            if r.len() != n {
+                return Err(Error::LengthMismatch {
+                    what: "items and their re-rank vectors",
+                    left: n,
+                    right: r.len(),
+                });
+            }
+            r.expect_dim("re-rank vectors (must be in the query space)", queries.dim())?;
+            r.check_finite("re-rank vectors")?;
+        }
 
         // 1. Codes [k, v1..vM] for every item.
         let t = Instant::now();
@@ -222,7 +233,31 @@ impl CartIndex {
         generator_config.d_query = queries.dim() / per_query;
         generator_config.vocab_size = layout.vocab_size();
         generator_config.id_len = layout.id_len();
+        generator_config.position_sizes =
+            (0..layout.id_len()).map(|p| layout.position_size(p) as usize).collect();
+        generator_config.n_items = n;
         let (train, valid) = split_pairs(queries, query_items, config);
+
+        // Every item in the query space, from the training split only: its re-rank vector,
+        // its supervised centroid, or (without re-rank vectors) its queries' centroid.
+        let width = queries.dim();
+        let raw = rerank.map(|r| r.as_slice());
+        let supervised = centroids(raw, n, &train.0, &train.1, width)?;
+        let targets = match raw {
+            Some(r) if !config.supervised_targets => centroids(Some(r), n, &[], &[], width)?,
+            _ => supervised.clone(),
+        };
+        let dense = match raw {
+            None => None,
+            Some(r) => {
+                let vectors = if config.rerank_supervised {
+                    supervised
+                } else {
+                    centroids(Some(r), n, &[], &[], width)?
+                };
+                Some(DenseIndex::new(vectors, width, config.rerank_metric)?)
+            }
+        };
         stage(
             config.progress,
             format_args!(
@@ -233,13 +268,16 @@ impl CartIndex {
         );
         let t = Instant::now();
         let valid_pairs = (!valid.1.is_empty()).then(|| Pairs::new(&valid.0, &valid.1));
-        let (generator, history) = generator_config.fit(
-            &config.train,
-            Pairs::new(&train.0, &train.1),
-            valid_pairs,
-            &ids,
-            device,
-        )?;
+        let pairs = Pairs::new(&train.0, &train.1).with_item_vectors(&targets);
+        let (generator, history) = if generator_config.dense_head {
+            device.seed(config.train.seed);
+            let mut start = generator_config.init(device)?;
+            let (tokens, items) = residual_tables(&ids, &layout, &targets, width);
+            start.set_dense_tables(&tokens, &items)?;
+            start.fit_more(&config.train, pairs, valid_pairs, &ids)?
+        } else {
+            generator_config.fit(&config.train, pairs, valid_pairs, &ids, device)?
+        };
         stage(
             config.progress,
             format_args!(
@@ -251,6 +289,25 @@ impl CartIndex {
         );
         let mut config = config.clone();
         config.generator = generator_config;
+        if config.fuse_lambda.is_none() {
+            config.fuse_lambda = Some(DEFAULT_FUSE_LAMBDA);
+            if let Some(d) = &dense
+                && !valid.1.is_empty()
+            {
+                let beam = config.fuse_candidates;
+                let search = BeamSearchConfig::default().with_beam_width(beam).with_top_k(beam);
+                let candidates = generator.search(&trie, search, &valid.0)?;
+                let (lambda, m) = pick_lambda(d, &valid.0, &candidates, &valid.1)?;
+                stage(
+                    config.progress,
+                    format_args!(
+                        "fused score: lambda {lambda} (validation R@1 {:.4})",
+                        m[0].recall
+                    ),
+                );
+                config.fuse_lambda = Some(lambda);
+            }
+        }
         Ok(Self { config, quantizer, trie, generator, dense, history })
     }
 
@@ -278,27 +335,37 @@ impl CartIndex {
         if options.k == 0 {
             return Err(Error::config("k", 0, "must be at least 1"));
         }
-        let beam = options.beam_width.unwrap_or(self.config.beam_width);
+        let default = match options.mode {
+            SearchMode::Generated => self.config.beam_width,
+            _ => self.config.fuse_candidates,
+        };
+        let beam = options.beam_width.unwrap_or(default);
         if beam == 0 {
             return Err(Error::config("beam_width", 0, "must be at least 1"));
         }
-        let beam = beam.max(options.k);
-        let dense = match (options.rerank, &self.dense) {
-            (false, _) => None,
-            (true, Some(d)) => Some(d),
-            (true, None) => return Err(Error::Rerank("the index was built without them")),
+        // more beams than identifiers buy nothing, and bound the search's buffers
+        let beam = beam.max(options.k).min(self.len().max(1));
+        let lambda = options.lambda.or(self.config.fuse_lambda).unwrap_or(DEFAULT_FUSE_LAMBDA);
+        if !(lambda.is_finite() && lambda >= 0.0) {
+            return Err(Error::config("lambda", lambda, "finite and >= 0"));
+        }
+        let dense = match (options.mode, &self.dense) {
+            (SearchMode::Generated, _) => None,
+            (_, Some(d)) => Some(d),
+            (_, None) => return Err(Error::Rerank("the index was built without them")),
         };
         // With a re-rank every beam is a candidate; without, the top k are the answer.
-        let top = if dense.is_some() { beam } else { options.k };
+        let top = if dense.is_some() { beam } else { options.k.min(beam) };
         let search = BeamSearchConfig::default().with_beam_width(beam).with_top_k(top);
         let hits = self.generator.search(&self.trie, search, queries)?;
-        match dense {
-            None => Ok(hits),
-            Some(d) => {
+        match (options.mode, dense) {
+            (SearchMode::Fused, Some(d)) => fuse(d, queries, &hits, lambda, options.k),
+            (SearchMode::Reranked, Some(d)) => {
                 let mut hits = d.rerank(queries, &hits)?;
                 hits.iter_mut().for_each(|h| h.truncate(options.k));
                 Ok(hits)
             }
+            _ => Ok(hits),
         }
     }
 
@@ -361,9 +428,28 @@ impl CartIndex {
         let keys_vec: Vec<u32> = keys.clone().collect();
         trie.insert_codes(&keys_vec, &coarse, &fine)?;
 
+        // The dense head's rows for the new items: their (normalised) re-rank vectors minus
+        // the token vectors of their identifiers; zero residual without re-rank vectors.
+        let width = self.query_dim();
+        let base = match self.generator.dense_tables()? {
+            None => self.generator.clone(),
+            Some((tokens, _)) => {
+                let targets = match rerank {
+                    Some(r) => centroids(Some(r.as_slice()), items.len(), &[], &[], width)?,
+                    None => vec![0.0; items.len() * width],
+                };
+                let id_len = trie.layout().id_len();
+                let mut ids = vec![0; items.len() * id_len];
+                for (k, id) in keys_vec.iter().zip(ids.chunks_exact_mut(id_len)) {
+                    trie.write_id(*k, id)?;
+                }
+                self.generator
+                    .with_more_items(&item_rows(&ids, id_len, &tokens, &targets, width))?
+            }
+        };
         let generator = match fine_tune {
-            None => None,
-            Some(ft) => Some(self.trained(&trie, ft)?.0),
+            None => base,
+            Some(ft) => self.trained(&base, &trie, ft)?.0,
         };
 
         // Commit: the append is the only step that can fail, and it comes first.
@@ -371,9 +457,7 @@ impl CartIndex {
             all.append(new)?;
         }
         self.trie = trie;
-        if let Some(g) = generator {
-            self.generator = g;
-        }
+        self.generator = generator;
         Ok(keys)
     }
 
@@ -388,13 +472,18 @@ impl CartIndex {
     /// [`Error::DimMismatch`], [`Error::LengthMismatch`], [`Error::UnknownItem`] for bad
     /// pairs, and training errors.
     pub fn fine_tune(&mut self, pairs: &FineTune<'_>) -> Result<TrainHistory> {
-        let (generator, history) = self.trained(&self.trie, pairs)?;
+        let (generator, history) = self.trained(&self.generator, &self.trie, pairs)?;
         self.generator = generator;
         Ok(history)
     }
 
     /// The generator trained further on `ft` against the identifiers in `trie`.
-    fn trained(&self, trie: &IdTrie, ft: &FineTune<'_>) -> Result<(Generator, TrainHistory)> {
+    fn trained(
+        &self,
+        base: &Generator,
+        trie: &IdTrie,
+        ft: &FineTune<'_>,
+    ) -> Result<(Generator, TrainHistory)> {
         ft.queries.expect_dim("fine-tune queries", self.query_dim())?;
         if ft.queries.len() != ft.items.len() {
             return Err(Error::LengthMismatch {
@@ -409,7 +498,7 @@ impl CartIndex {
         ft.queries.check_finite("fine-tune queries")?;
         let ids = IdAssignment::from_trie(trie)?;
         let pairs = Pairs::new(ft.queries.as_slice(), ft.items);
-        Ok(self.generator.fit_more(&ft.train, pairs, None, &ids)?)
+        Ok(base.fit_more(&ft.train, pairs, None, &ids)?)
     }
 
     /// Number of items.
@@ -481,24 +570,6 @@ impl CartIndex {
     pub fn id_of(&self, item: u32) -> Result<cart_ids::SemanticId> {
         self.trie.id_of(item).map_err(|_| Error::UnknownItem { item, n_items: self.len() })
     }
-}
-
-/// The dense re-rank index, checked against the corpus.
-fn dense_index(
-    vectors: Vectors<'_>,
-    n_items: usize,
-    query_dim: usize,
-    config: &IndexConfig,
-) -> Result<DenseIndex> {
-    if vectors.len() != n_items {
-        return Err(Error::LengthMismatch {
-            what: "items and their re-rank vectors",
-            left: n_items,
-            right: vectors.len(),
-        });
-    }
-    vectors.expect_dim("re-rank vectors (must be in the query space)", query_dim)?;
-    Ok(DenseIndex::new(vectors.as_slice().to_vec(), vectors.dim(), config.rerank_metric)?)
 }
 
 /// The layout for codebook sizes `[K, C, .., C]` and `n_unique` suffixes.

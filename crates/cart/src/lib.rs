@@ -61,13 +61,17 @@
 //! autodiff form internally.
 
 mod config;
+mod dense;
 mod error;
 mod index;
 mod store;
 pub mod synthetic;
 mod vectors;
 
-pub use config::{IndexConfig, QuantizerConfig, SearchOptions, default_generator};
+pub use config::{
+    IndexConfig, QuantizerConfig, SearchMode, SearchOptions, default_generator, default_train,
+};
+pub use dense::{DEFAULT_FUSE_LAMBDA, supervised_centroids};
 pub use error::{Error, Result};
 pub use index::{CartIndex, Corpus, FineTune, IndexQuantizer, split_codes};
 pub use store::{FORMAT, FORMAT_VERSION};

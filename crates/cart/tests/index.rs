@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use burn::prelude::Device;
 use cart::search::{Hit, evaluate};
 use cart::synthetic::{SyntheticConfig, SyntheticCorpus};
-use cart::{CartIndex, Corpus, Error, FineTune, IndexConfig, SearchOptions, Vectors};
+use cart::{CartIndex, Corpus, Error, FineTune, IndexConfig, SearchMode, SearchOptions, Vectors};
 
 const D: usize = 16;
 
@@ -96,7 +96,7 @@ fn fit_search_rerank_is_deterministic_and_learns() {
     assert!(m[0].recall > 0.25, "training R@10 {}", m[0].recall);
 
     // re-rank: the same candidates (all beams), re-ordered by dense similarity
-    let opts = SearchOptions::new(5).with_rerank(true);
+    let opts = SearchOptions::new(5).with_rerank(true).with_beam_width(8);
     let reranked = index.search_with(&d.test_queries, opts).unwrap();
     let beams = index.search(&d.test_queries, 8).unwrap();
     for (r, b) in reranked.iter().zip(&beams) {
@@ -133,7 +133,7 @@ fn save_load_round_trip_and_damaged_directories() {
         loaded.search(&d.test_queries, 5).unwrap(),
         "a loaded generator answers exactly like the saved one"
     );
-    let opts = SearchOptions::new(5).with_rerank(true);
+    let opts = SearchOptions::new(5).with_rerank(true).with_beam_width(8);
     let a = index.search_with(&d.test_queries, opts).unwrap();
     let b = loaded.search_with(&d.test_queries, opts).unwrap();
     assert_eq!(items(&a), items(&b));
@@ -330,4 +330,58 @@ fn bad_input_is_a_typed_error() {
     assert!(index.search(&q, 3).is_err());
     assert!(index.search(&d.test_queries[..D - 1], 3).is_err());
     assert!(matches!(index.id_of(60), Err(Error::UnknownItem { item: 60, .. })));
+}
+
+/// The fused search returns valid, distinct items; lambda is picked on the validation split
+/// and survives save/load; absurd beam widths are clamped, not a panic; the dense head fits,
+/// searches, saves and loads, and grows with add_items.
+#[test]
+fn fused_search_lambda_and_dense_head() {
+    let _guard = rng_lock();
+    let d = data(120);
+    let mut c = config(2);
+    c.validation_fraction = 0.2;
+    c.generator = c.generator.with_dense_head(true);
+    c.train = c.train.with_item_queries(1.0).with_interpolation(0.5);
+    let mut index = CartIndex::fit(&c, corpus(&d), &Device::flex()).unwrap();
+    let lambda = index.config().fuse_lambda.expect("picked at fit");
+    assert!(!index.history().start_valid.is_empty(), "the starting model is validated");
+    let n = index.len() as u32;
+    for mode in [SearchMode::Generated, SearchMode::Reranked, SearchMode::Fused] {
+        let hits =
+            index.search_with(&d.test_queries, SearchOptions::new(5).with_mode(mode)).unwrap();
+        for h in &hits {
+            assert!(!h.is_empty() && h.len() <= 5);
+            assert!(h.iter().all(|x| x.item < n && x.score.is_finite()));
+            let mut ids: Vec<u32> = h.iter().map(|x| x.item).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), h.len(), "{mode:?}: no item twice");
+            assert!(h.windows(2).all(|w| w[0].score >= w[1].score));
+        }
+    }
+    let huge = SearchOptions::new(3).with_beam_width(usize::MAX >> 2);
+    assert_eq!(index.search_with(&d.test_queries[..D], huge).unwrap()[0].len(), 3);
+    assert!(index.search_with(&d.test_queries, SearchOptions::new(3).with_lambda(-1.0)).is_err());
+
+    let root = scratch("fused");
+    let dir = root.join("index");
+    index.save(&dir).unwrap();
+    let back = CartIndex::load(&dir, &Device::flex()).unwrap();
+    assert_eq!(back.config().fuse_lambda, Some(lambda));
+    let fused = SearchOptions::new(5).with_mode(SearchMode::Fused);
+    assert_eq!(
+        items(&index.search_with(&d.test_queries, fused).unwrap()),
+        items(&back.search_with(&d.test_queries, fused).unwrap())
+    );
+    fs::remove_dir_all(&root).unwrap();
+
+    // new items get dense-head rows and are searchable
+    let new = d.items[..2 * D].to_vec();
+    let new_q = d.items_in_query_space[..2 * D].to_vec();
+    let keys = index.add_items(v(&new), Some(v(&new_q)), None).unwrap();
+    assert_eq!(keys, n..n + 2);
+    assert_eq!(index.generator().config().n_items, n as usize + 2);
+    let hits = index.search_with(&new_q, SearchOptions::new(5).with_beam_width(20)).unwrap();
+    assert!(hits.iter().flatten().all(|h| h.item < n + 2));
 }

@@ -1,0 +1,188 @@
+//! The query-space side of an index: supervised centroids, the generator's dense-head tables,
+//! and the fused score.
+
+use cart_ids::{IdAssignment, IdLayout};
+use cart_search::{DenseIndex, Hit, RetrievalMetrics, evaluate};
+
+use crate::vectors::Vectors;
+use crate::{Error, Result};
+
+/// `lambda` of the fused score when fit had no validation split to pick it on.
+pub const DEFAULT_FUSE_LAMBDA: f64 = 0.05;
+
+/// The values `lambda` is picked from on the validation split.
+const LAMBDA_GRID: [f64; 11] = [0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0];
+
+fn normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+/// Each item's *supervised centroid*: its vector in the query space plus the vectors of all
+/// its training queries, normalised (items are normalised first, so an item counts as one
+/// more query). This is the baseline a learned retriever should beat: cosine search over these
+/// centroids uses exactly the generator's training pairs.
+///
+/// # Errors
+///
+/// [`Error::DimMismatch`] if the widths differ, [`Error::LengthMismatch`] if `query_items`
+/// does not match `queries`, [`Error::UnknownItem`] for an item past `items.len()`,
+/// [`Error::NonFinite`] for NaN or inf.
+pub fn supervised_centroids(
+    items: Vectors<'_>,
+    queries: Vectors<'_>,
+    query_items: &[u32],
+) -> Result<Vec<f32>> {
+    queries.expect_dim("training queries", items.dim())?;
+    items.check_finite("item vectors")?;
+    queries.check_finite("training queries")?;
+    centroids(Some(items.as_slice()), items.len(), queries.as_slice(), query_items, items.dim())
+}
+
+/// [`supervised_centroids`] with optional item vectors (without: the normalised mean of each
+/// item's training queries; zero for an item without any).
+pub(crate) fn centroids(
+    items: Option<&[f32]>,
+    n_items: usize,
+    queries: &[f32],
+    query_items: &[u32],
+    width: usize,
+) -> Result<Vec<f32>> {
+    if queries.len() != query_items.len() * width {
+        return Err(Error::LengthMismatch {
+            what: "training queries and their items",
+            left: queries.len() / width.max(1),
+            right: query_items.len(),
+        });
+    }
+    let mut out = match items {
+        Some(v) => {
+            let mut v = v.to_vec();
+            v.chunks_exact_mut(width).for_each(normalise);
+            v
+        }
+        None => vec![0.0; n_items * width],
+    };
+    for (q, &item) in queries.chunks_exact(width).zip(query_items) {
+        let i = item as usize;
+        if i >= n_items {
+            return Err(Error::UnknownItem { item, n_items });
+        }
+        out[i * width..(i + 1) * width].iter_mut().zip(q).for_each(|(o, x)| *o += x);
+    }
+    out.chunks_exact_mut(width).for_each(normalise);
+    Ok(out)
+}
+
+/// The dense head's tables from the identifiers and each item's target vector: at every
+/// position but the last, a token's vector is the mean residual of the items whose identifier
+/// holds it (position 0: the mean of the targets, the coarse centroid in the query space; then
+/// what is left after the earlier positions); an item's vector is what is left after all of
+/// them. So `sum of the token vectors + the item vector = the item's target` for every item,
+/// and the untrained generator is a residual-quantizer search that ends on exact scores.
+pub(crate) fn residual_tables(
+    ids: &IdAssignment,
+    layout: &IdLayout,
+    targets: &[f32],
+    width: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let vocab = layout.vocab_size();
+    let mut tokens = vec![0.0f32; vocab * width];
+    let mut residual = targets.to_vec();
+    for p in 0..layout.id_len() - 1 {
+        let mut sums = vec![0.0f64; vocab * width];
+        let mut counts = vec![0usize; vocab];
+        for (i, r) in residual.chunks_exact(width).enumerate() {
+            let Some(id) = ids.id(i) else { continue };
+            let t = id[p] as usize;
+            counts[t] += 1;
+            sums[t * width..(t + 1) * width]
+                .iter_mut()
+                .zip(r)
+                .for_each(|(s, &x)| *s += f64::from(x));
+        }
+        for t in 0..vocab {
+            if counts[t] > 0 {
+                for j in 0..width {
+                    tokens[t * width + j] = (sums[t * width + j] / counts[t] as f64) as f32;
+                }
+            }
+        }
+        for (i, r) in residual.chunks_exact_mut(width).enumerate() {
+            let Some(id) = ids.id(i) else { continue };
+            let t = id[p] as usize;
+            r.iter_mut().zip(&tokens[t * width..(t + 1) * width]).for_each(|(x, &c)| *x -= c);
+        }
+    }
+    (tokens, residual)
+}
+
+/// The residual of new items' targets after the (trained) token vectors of their identifiers:
+/// their initial rows in the dense head's item table.
+pub(crate) fn item_rows(
+    ids: &[cart_ids::Token],
+    id_len: usize,
+    tokens: &[f32],
+    targets: &[f32],
+    width: usize,
+) -> Vec<f32> {
+    let mut out = targets.to_vec();
+    for (r, id) in out.chunks_exact_mut(width).zip(ids.chunks_exact(id_len)) {
+        for &t in &id[..id_len - 1] {
+            let row = &tokens[t as usize * width..(t as usize + 1) * width];
+            r.iter_mut().zip(row).for_each(|(x, &c)| *x -= c);
+        }
+    }
+    out
+}
+
+/// The fused ranking of each query's candidates: `cos(q, item) + lambda * log p`, best first,
+/// at most `k`. Candidates are distinct items (the beam search's guarantee).
+pub(crate) fn fuse(
+    dense: &DenseIndex,
+    queries: &[f32],
+    candidates: &[Vec<Hit>],
+    lambda: f64,
+    k: usize,
+) -> Result<Vec<Vec<Hit>>> {
+    let reranked = dense.rerank(queries, candidates)?;
+    Ok(reranked
+        .into_iter()
+        .zip(candidates)
+        .map(|(cos, generated)| {
+            let mut hits: Vec<Hit> = cos
+                .iter()
+                .filter_map(|c| {
+                    let lp = generated.iter().find(|g| g.item == c.item)?.score;
+                    Some(Hit { item: c.item, score: c.score + (lambda * f64::from(lp)) as f32 })
+                })
+                .collect();
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+            hits.truncate(k);
+            hits
+        })
+        .collect())
+}
+
+/// The `lambda` of [`LAMBDA_GRID`] with the best Recall@1 (ties: MRR@10, then the smaller
+/// lambda) on validation candidates; returns it with its metrics.
+pub(crate) fn pick_lambda(
+    dense: &DenseIndex,
+    queries: &[f32],
+    candidates: &[Vec<Hit>],
+    items: &[u32],
+) -> Result<(f64, Vec<RetrievalMetrics>)> {
+    let relevant: Vec<Vec<u32>> = items.iter().map(|&i| vec![i]).collect();
+    let mut best: Option<(f64, Vec<RetrievalMetrics>)> = None;
+    for lambda in LAMBDA_GRID {
+        let hits = fuse(dense, queries, candidates, lambda, 10)?;
+        let m = evaluate(&hits, &relevant, &[1, 10])?;
+        let key = |m: &[RetrievalMetrics]| (m[0].recall, m[1].mrr);
+        if best.as_ref().is_none_or(|(_, b)| key(&m) > key(b)) {
+            best = Some((lambda, m));
+        }
+    }
+    best.ok_or(Error::EmptyData { what: "lambda grid" })
+}
