@@ -66,13 +66,13 @@ pub struct GeneratorConfig {
     /// vector in the query space and every item one more, and the logits gain
     /// `scale * (W q) . e_token` (and `scale * (W q) . e_item` for the last, per-item token),
     /// with `W = I` and the transformer's output layer at zero at the start. With the output
-    /// vectors set from the quantizer's geometry ([`Generator::set_dense_tables`]), the
+    /// vectors set from the quantizer's geometry ([`Generator::set_dense_tables`](crate::Generator::set_dense_tables)), the
     /// untrained generator is a residual-quantizer beam search with an exact last step.
     /// Needs `position_sizes` and `n_items`. Default: `false`.
     #[config(default = false)]
     pub dense_head: bool,
     /// Items of the dense head's item table (the facade sets it; grown by
-    /// [`Generator::with_more_items`]). Default: 0.
+    /// [`Generator::with_more_items`](crate::Generator::with_more_items)). Default: 0.
     #[config(default = 0)]
     pub n_items: usize,
     /// Initial `scale` of the dense head's logits (learned, kept positive). Default: 20.

@@ -66,7 +66,7 @@ pub struct Corpus<'a> {
     /// `query_items[q]`: the item training query `q` should retrieve.
     pub query_items: &'a [u32],
     /// Item vectors in the query space (for CLIP-style models the item vectors themselves),
-    /// kept for [`SearchOptions::rerank`] and [`CartIndex::dense`].
+    /// kept for [`SearchOptions::mode`] and [`CartIndex::dense`].
     pub rerank: Option<Vectors<'a>>,
 }
 
@@ -103,7 +103,7 @@ pub struct FineTune<'a> {
 /// prefix trie of valid identifiers and trains the generator on (query, identifier) pairs.
 /// [`CartIndex::search`] then *generates* the identifiers of the best items for each query by
 /// beam search constrained to the trie; no item vector is scored. Optionally the beams are
-/// re-ranked by dense similarity ([`SearchOptions::rerank`]).
+/// re-ranked by dense similarity ([`SearchOptions::mode`]).
 ///
 /// Items are keyed `0..len()` in the order they were given; [`CartIndex::add_items`] appends.
 /// [`CartIndex::save`] / [`CartIndex::load`] write and read a versioned index directory.
