@@ -8,9 +8,10 @@
 //! (e5 on both sides) and the generator's beams re-ranked by it, and a few readable queries.
 //!
 //! ```sh
-//! cargo run --release --example quickstart -- [--epochs 28] [--lr 1e-3] [--rdrop] [--no-names]
-//!     [--no-fusion] [--quantizer c2f|rq] [--ids-from minilm|e5] [--beam 10] [--seed 0]
-//!     [--save DIR] [--quiet] [--dense-head]
+//! cargo run --release --example quickstart -- [--epochs 4] [--lr 1e-3] [--rdrop] [--no-names]
+//!     [--no-fusion] [--quantizer c2f|rq] [--shape 64x3x32] [--ids-from minilm|e5] [--beam 10]
+//!     [--seed 0] [--save DIR] [--quiet] [--no-dense-head] [--item-queries 1.0]
+//!     [--interpolation 0.5] [--raw-targets] [--transformer-scale 0.1]
 //! ```
 //!
 //! - Names (on; `--no-names` drops them): each item's English name, embedded by the query
@@ -21,6 +22,11 @@
 //! - `--ids-from e5` builds the identifiers from the items' vectors in the *query* encoder's
 //!   space (as CART does with CLIP, where images and captions share one space) instead of the
 //!   separate MiniLM item encoder.
+//! - The dense head (on; `--no-dense-head` for the plain transformer head, which needs about
+//!   28 epochs) and the augmentations (`--item-queries`, `--interpolation`; 0 turns one off),
+//!   `--raw-targets` (dense-head targets from the items' e5 vectors alone, not their supervised
+//!   centroids), `--transformer-scale` (0: the dense head alone) are the ablation's switches
+//!   (`benches/ablation.sh`); `--shape KxMxC` sets the identifier shape.
 
 use std::time::Instant;
 
@@ -31,7 +37,7 @@ use cart::{CartIndex, Corpus, IndexConfig, SearchMode, SearchOptions, Vectors};
 use cart_examples::{EmojiData, Report, default_data_dir, show_examples};
 
 struct Args {
-    epochs: usize,
+    epochs: Option<usize>,
     lr: f64,
     names: bool,
     fusion: bool,
@@ -43,11 +49,16 @@ struct Args {
     save: Option<String>,
     quiet: bool,
     dense_head: bool,
+    item_queries: Option<f64>,
+    interpolation: Option<f64>,
+    raw_targets: bool,
+    transformer_scale: Option<f64>,
+    shape: (usize, usize, usize),
 }
 
 fn parse() -> Result<Args> {
     let mut a = Args {
-        epochs: 28,
+        epochs: None,
         lr: 1e-3,
         names: true,
         fusion: true,
@@ -58,13 +69,18 @@ fn parse() -> Result<Args> {
         seed: 0,
         save: None,
         quiet: false,
-        dense_head: false,
+        dense_head: true,
+        item_queries: None,
+        interpolation: None,
+        raw_targets: false,
+        transformer_scale: None,
+        shape: (64, 3, 32),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
-            "--epochs" => a.epochs = value()?.parse()?,
+            "--epochs" => a.epochs = Some(value()?.parse()?),
             "--no-names" => a.names = false,
             "--no-fusion" => a.fusion = false,
             "--rdrop" => a.rdrop = true,
@@ -75,7 +91,21 @@ fn parse() -> Result<Args> {
             "--seed" => a.seed = value()?.parse()?,
             "--save" => a.save = Some(value()?),
             "--quiet" => a.quiet = true,
-            "--dense-head" => a.dense_head = true,
+            "--no-dense-head" => a.dense_head = false,
+            "--item-queries" => a.item_queries = Some(value()?.parse()?),
+            "--interpolation" => a.interpolation = Some(value()?.parse()?),
+            "--raw-targets" => a.raw_targets = true,
+            "--transformer-scale" => a.transformer_scale = Some(value()?.parse()?),
+            "--shape" => {
+                let v = value()?;
+                let parts: Vec<usize> = v
+                    .split('x')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .with_context(|| format!("--shape {v}: expected KxMxC, e.g. 64x3x32"))?;
+                let [k, m, c] = parts[..] else { bail!("--shape {v}: expected KxMxC") };
+                a.shape = (k, m, c);
+            }
             "-h" | "--help" => {
                 println!("see the top of examples/quickstart.rs for the flags");
                 std::process::exit(0);
@@ -119,9 +149,10 @@ fn main() -> Result<()> {
     )
     .with_rerank(Vectors::new(&data.items_e5.data, d_query)?);
 
+    let (k, m, c) = args.shape;
     let mut config = match args.quantizer.as_str() {
-        "c2f" => IndexConfig::coarse_to_fine(d_item, 64, 3, 32),
-        "rq" => IndexConfig::residual(64, 3, 32),
+        "c2f" => IndexConfig::coarse_to_fine(d_item, k, m, c),
+        "rq" => IndexConfig::residual(k, m, c),
         other => bail!("--quantizer {other}: expected c2f or rq"),
     }
     .with_seed_everywhere(args.seed)
@@ -130,11 +161,20 @@ fn main() -> Result<()> {
         c.train.progress = false; // a few seconds; the stage line reports it
     }
     config.generator = config.generator.with_fusion(args.fusion).with_dense_head(args.dense_head);
-    if args.dense_head {
-        config.train = config.train.with_item_queries(1.0).with_interpolation(0.5);
+    if let Some(s) = args.transformer_scale {
+        config.generator = config.generator.with_transformer_scale(s);
     }
+    config.supervised_targets = !args.raw_targets;
+    if let Some(x) = args.item_queries {
+        config.train = config.train.with_item_queries(x);
+    }
+    if let Some(x) = args.interpolation {
+        config.train = config.train.with_interpolation(x);
+    }
+    // without the dense head the transformer must learn the ranking from scratch: 28 epochs
+    let epochs = args.epochs.unwrap_or(if args.dense_head { config.train.n_epochs } else { 28 });
     config.train =
-        config.train.with_n_epochs(args.epochs).with_learning_rate(args.lr).with_rdrop(args.rdrop);
+        config.train.with_n_epochs(epochs).with_learning_rate(args.lr).with_rdrop(args.rdrop);
     config.beam_width = args.beam;
 
     let t = Instant::now();

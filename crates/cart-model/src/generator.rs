@@ -5,7 +5,7 @@ use burn::tensor::activation::log_softmax;
 use cart_ids::{IdLayout, IdTrie, Token};
 use cart_search::{BeamSearch, BeamSearchConfig, Hit};
 
-use crate::model::{GeneratorConfig, GeneratorModel, Groups};
+use crate::model::{GeneratorConfig, GeneratorModel, Groups, PositionGroup};
 use crate::scorer::GeneratorScorer;
 use crate::{Error, Result};
 
@@ -156,7 +156,7 @@ impl Generator {
             return Ok(Vec::new());
         }
         let inputs = decoder_inputs(ids, len, self.config.vocab_size)?;
-        let groups = groups(&self.config, trie, ids, &self.device)?;
+        let groups = groups(&self.config, trie, ids, &self.device);
         let q = self.query_tensor(queries, n);
         let tokens = int_tensor(&inputs, [n, len], &self.device);
         let logits = self.model.forward_groups(q, tokens, groups.as_ref());
@@ -180,8 +180,10 @@ impl Generator {
         let n = check_queries("search", queries, width)?;
         let search = BeamSearch::new(trie, config);
         let mut out = Vec::with_capacity(n);
+        let sums = self.dense_sums(trie)?;
         for chunk in queries.chunks(SEARCH_CHUNK * width) {
-            let mut scorer = self.scorer(trie, chunk)?;
+            let mut scorer =
+                GeneratorScorer::new(self, trie, chunk, chunk.len() / width, sums.clone())?;
             out.extend(search.search(&mut scorer)?);
         }
         Ok(out)
@@ -204,52 +206,53 @@ impl Generator {
                 "must match the generator's vocabulary and identifier length",
             ));
         }
-        Ok(GeneratorScorer::new(self, trie, queries, n))
+        GeneratorScorer::new(self, trie, queries, n, self.dense_sums(trie)?)
     }
 
-    /// Sets the dense head's output vectors: `tokens` (`vocab_size x query_width`, row-major)
-    /// and `items` (`n_items x query_width`). [`GeneratorConfig::dense_head`] explains what
-    /// they score.
+    /// The dense head's running sums over `trie`'s leaves on the host, if the model has one.
+    fn dense_sums(&self, trie: &IdTrie) -> Result<Option<std::sync::Arc<Vec<f32>>>> {
+        let Some(head) = self.model.dense() else { return Ok(None) };
+        let table = to_f32(head.item_table())?;
+        let leaves = leaf_items(trie, self.config.n_items);
+        Ok(Some(std::sync::Arc::new(host_running_sums(&table, self.config.query_width(), &leaves))))
+    }
+
+    /// Sets the dense head's item vectors: `items` (`n_items x query_width`, row-major), each
+    /// item's target in the query space. [`GeneratorConfig::dense_head`] explains what they
+    /// score; the trie nodes' vectors are their subtree means.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] without a dense head, [`Error::DimMismatch`] for wrong sizes,
+    /// [`Error::InvalidConfig`] without a dense head, [`Error::DimMismatch`] for a wrong size,
     /// [`Error::NonFinite`] for NaN or inf.
-    pub fn set_dense_tables(&mut self, tokens: &[f32], items: &[f32]) -> Result<()> {
+    pub fn set_dense_tables(&mut self, items: &[f32]) -> Result<()> {
         let width = self.config.query_width();
-        let (vocab, n_items) = (self.config.vocab_size, self.config.n_items);
+        let n_items = self.config.n_items;
         let device = self.device.clone();
         let head = self.model.dense_mut().ok_or(Error::config(
             "dense_head",
             false,
             "set_dense_tables needs a dense head",
         ))?;
-        for (what, values, rows) in
-            [("dense token table", tokens, vocab), ("dense item table", items, n_items)]
-        {
-            if values.len() != rows * width {
-                return Err(Error::DimMismatch { what, got: values.len(), expected: rows * width });
-            }
-            check_queries(what, values, width)?;
+        let what = "dense item table";
+        if items.len() != n_items * width {
+            return Err(Error::DimMismatch { what, got: items.len(), expected: n_items * width });
         }
-        let tokens = Tensor::from_data(TensorData::new(tokens.to_vec(), [vocab, width]), &device);
+        check_queries(what, items, width)?;
         let items = Tensor::from_data(TensorData::new(items.to_vec(), [n_items, width]), &device);
-        head.tokens_delta = burn::module::Param::from_tensor(tokens.zeros_like());
-        head.items_delta = burn::module::Param::from_tensor(items.zeros_like());
-        head.tokens = crate::model::frozen(tokens);
-        head.items = crate::model::frozen(items);
+        head.items = burn::module::Param::from_tensor(items);
         Ok(())
     }
 
-    /// The dense head's token and item tables (row-major), if the model has one.
+    /// The dense head's item table (row-major), if the model has one.
     ///
     /// # Errors
     ///
-    /// [`Error::Tensor`] if the backend cannot read them back.
-    pub fn dense_tables(&self) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+    /// [`Error::Tensor`] if the backend cannot read it back.
+    pub fn dense_tables(&self) -> Result<Option<Vec<f32>>> {
         match self.model.dense() {
             None => Ok(None),
-            Some(head) => Ok(Some((to_f32(head.token_table())?, to_f32(head.item_table())?))),
+            Some(head) => Ok(Some(to_f32(head.item_table())?)),
         }
     }
 
@@ -265,9 +268,8 @@ impl Generator {
         let mut out = self.clone();
         if let Some(head) = out.model.dense_mut() {
             let new = Tensor::from_data(TensorData::new(rows.to_vec(), [n, width]), &self.device);
-            let delta = Tensor::cat(vec![head.items_delta.val(), new.zeros_like()], 0);
-            head.items = crate::model::frozen(Tensor::cat(vec![head.items.val(), new], 0));
-            head.items_delta = burn::module::Param::from_tensor(delta);
+            head.items =
+                burn::module::Param::from_tensor(Tensor::cat(vec![head.items.val(), new], 0));
             out.config.n_items += n;
         }
         Ok(out)
@@ -279,39 +281,93 @@ impl Generator {
     }
 }
 
-/// The per-item groups of full identifiers `ids` (`id_len` tokens each) for the dense head's
-/// last position: for each identifier, which item every uniqueness value names in `trie`
-/// (`n_items` where none), whether one does, and the number of uniqueness values.
+/// The trie's shape for rows of full identifiers, on the host: what [`Groups`] holds, with
+/// `valid` implied by `hi > lo` (every child has a leaf).
+#[derive(Clone, Debug)]
+pub(crate) struct HostGroups {
+    leaf_items: Vec<i32>,
+    sizes: Vec<usize>,
+    /// Per position `p`, `[n, sizes[p]]` row-major.
+    lo: Vec<Vec<i32>>,
+    hi: Vec<Vec<i32>>,
+    n: usize,
+}
+
+/// The item of every leaf of `trie` in leaf order; `n_items` for one past the item table.
+pub(crate) fn leaf_items(trie: &IdTrie, n_items: usize) -> Vec<i32> {
+    trie.iter()
+        .map(|(_, item)| if (item as usize) < n_items { item as i32 } else { n_items as i32 })
+        .collect()
+}
+
+/// The dense head's groups of full identifiers `ids` (`id_len` tokens each): at every
+/// position, the children of the identifier's prefix in `trie` as leaf ranges by token slot.
 /// `None` without a dense head.
 pub(crate) fn groups_host(
     config: &GeneratorConfig,
     trie: &IdTrie,
     ids: &[Token],
-) -> Option<(Vec<i32>, Vec<bool>, usize)> {
+) -> Option<HostGroups> {
     if !config.dense_head {
         return None;
     }
     let len = config.id_len;
-    let last = config.position_range(len - 1);
-    let u = last.len();
     let n = ids.len() / len;
-    let mut items = vec![config.n_items as i32; n * u];
-    let mut valid = vec![false; n * u];
+    let sizes: Vec<usize> = (0..len).map(|p| config.position_range(p).len()).collect();
+    let mut lo: Vec<Vec<i32>> = sizes.iter().map(|&s| vec![0; n * s]).collect();
+    let mut hi = lo.clone();
     for (r, id) in ids.chunks_exact(len).enumerate() {
-        if let Some(node) = trie.find(&id[..len - 1]) {
+        let mut node = cart_ids::Node::ROOT;
+        for (p, &token) in id.iter().enumerate() {
+            let range = config.position_range(p);
+            let size = sizes[p];
             let kids = trie.children(node);
             for (j, &t) in kids.tokens().iter().enumerate() {
-                let slot = (t as usize).checked_sub(last.start).filter(|&s| s < u);
-                if let (Some(slot), Some(item)) = (slot, trie.item(kids.node(j)))
-                    && (item as usize) < config.n_items
-                {
-                    items[r * u + slot] = item as i32;
-                    valid[r * u + slot] = true;
-                }
+                let Some(slot) = (t as usize).checked_sub(range.start).filter(|&s| s < size) else {
+                    continue;
+                };
+                let leaves = trie.leaf_range(kids.node(j));
+                lo[p][r * size + slot] = leaves.start as i32;
+                hi[p][r * size + slot] = leaves.end as i32;
+            }
+            match trie.child(node, token) {
+                Some(next) => node = next,
+                None => break,
             }
         }
     }
-    Some((items, valid, u))
+    Some(HostGroups { leaf_items: leaf_items(trie, config.n_items), sizes, lo, hi, n })
+}
+
+impl HostGroups {
+    /// The groups of rows `rows`, as tensors on `device`.
+    pub(crate) fn select(&self, rows: &[usize], device: &Device) -> Groups {
+        let positions = self
+            .sizes
+            .iter()
+            .enumerate()
+            .map(|(p, &size)| {
+                let pick = |table: &[i32]| -> Vec<i32> {
+                    rows.iter()
+                        .flat_map(|&r| table[r * size..(r + 1) * size].iter().copied())
+                        .collect()
+                };
+                let lo = int_tensor(&pick(&self.lo[p]), [rows.len(), size], device);
+                let hi = int_tensor(&pick(&self.hi[p]), [rows.len(), size], device);
+                PositionGroup { valid: hi.clone().greater(lo.clone()), lo, hi }
+            })
+            .collect();
+        Groups {
+            leaf_items: int_tensor(&self.leaf_items, [self.leaf_items.len()], device),
+            positions,
+        }
+    }
+
+    /// All rows, as tensors on `device`.
+    pub(crate) fn all(&self, device: &Device) -> Groups {
+        let rows: Vec<usize> = (0..self.n).collect();
+        self.select(&rows, device)
+    }
 }
 
 /// [`groups_host`] as tensors on `device`.
@@ -320,14 +376,27 @@ pub(crate) fn groups(
     trie: &IdTrie,
     ids: &[Token],
     device: &Device,
-) -> Result<Option<Groups>> {
-    Ok(groups_host(config, trie, ids).map(|(items, valid, u)| {
-        let n = items.len() / u;
-        Groups {
-            items: int_tensor(&items, [n, u], device),
-            valid: Tensor::from_data(TensorData::new(valid, [n, u]), device),
+) -> Option<Groups> {
+    groups_host(config, trie, ids).map(|g| g.all(device))
+}
+
+/// `[n_leaves + 1, width]` running sums of the dense head's item vectors in `trie`'s leaf
+/// order, from a zero row, accumulated in f64 (see [`crate::model::DenseHead::running_sums`]).
+pub(crate) fn host_running_sums(table: &[f32], width: usize, leaf_items: &[i32]) -> Vec<f32> {
+    let n_items = table.len() / width;
+    let mut acc = vec![0.0f64; width];
+    let mut out = Vec::with_capacity((leaf_items.len() + 1) * width);
+    out.extend(std::iter::repeat_n(0.0f32, width));
+    for &item in leaf_items {
+        let item = item as usize;
+        if item < n_items {
+            acc.iter_mut().zip(&table[item * width..(item + 1) * width]).for_each(|(a, &x)| {
+                *a += f64::from(x);
+            });
         }
-    }))
+        out.extend(acc.iter().map(|&a| a as f32));
+    }
+    out
 }
 
 pub(crate) fn query_tensor(

@@ -1,5 +1,7 @@
 //! [`GeneratorScorer`]: incremental decoding with a key/value cache that follows the beams.
 
+use std::sync::Arc;
+
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use cart_ids::IdTrie;
@@ -25,8 +27,9 @@ pub struct GeneratorScorer<'g> {
     generator: &'g Generator,
     trie: &'g IdTrie,
     n_queries: usize,
-    /// The dense head's projected queries, `[n_queries, width]`.
-    projected: Option<Tensor<2>>,
+    /// The dense head on the host: projected queries `[n_queries, width]`, the item vectors'
+    /// running sums in leaf order, and the scale.
+    dense: Option<HostDense>,
     /// Cross-attention keys/values per decoder layer, one row per query.
     query_cross: Vec<CrossKv>,
     /// The same, one row per live beam.
@@ -39,33 +42,48 @@ pub struct GeneratorScorer<'g> {
     position: usize,
 }
 
+#[derive(Debug)]
+struct HostDense {
+    projected: Vec<f32>,
+    sums: Arc<Vec<f32>>,
+    scale: f32,
+}
+
 impl<'g> GeneratorScorer<'g> {
     pub(crate) fn new(
         generator: &'g Generator,
         trie: &'g IdTrie,
         queries: &[f32],
         n: usize,
-    ) -> Self {
+        sums: Option<Arc<Vec<f32>>>,
+    ) -> Result<Self> {
         let n_layers = generator.config.n_decoder_layers;
-        let (query_cross, projected) = if n == 0 {
+        let (query_cross, dense) = if n == 0 {
             (Vec::new(), None)
         } else {
             let q = generator.query_tensor(queries, n);
-            let projected = generator.model.dense().map(|h| h.project(q.clone()));
+            let dense = match (generator.model.dense(), sums) {
+                (Some(head), Some(sums)) => Some(HostDense {
+                    projected: to_f32(head.project(q.clone()))?,
+                    sums,
+                    scale: to_f32(head.scale())?[0],
+                }),
+                _ => None,
+            };
             let layers = generator.model.encode(q);
-            (generator.model.cross(&layers), projected)
+            (generator.model.cross(&layers), dense)
         };
-        Self {
+        Ok(Self {
             generator,
             trie,
-            projected,
+            dense,
             n_queries: n,
             query_cross,
             beam_cross: Vec::new(),
             caches: vec![None; n_layers],
             n_beams: 0,
             position: 0,
-        }
+        })
     }
 
     fn rows(&self, rows: &[usize]) -> Tensor<1, Int> {
@@ -75,60 +93,43 @@ impl<'g> GeneratorScorer<'g> {
 }
 
 impl GeneratorScorer<'_> {
-    /// The last position with the dense head: each beam's children are items; their scores
-    /// are the decoder's plus `scale * (W q) . e_item`, normalised over the children.
-    fn score_items(
+    /// A position with the dense head: each beam's children gain their subtree-centroid scores
+    /// `(scale W q) . m - scale |m|^2 / 2` and are normalised among themselves, as in training.
+    fn score_children(
         &self,
         step: &Step<'_>,
-        projected: Tensor<2>,
-        head: &crate::model::DenseHead,
+        dense: &HostDense,
         logits: Tensor<3>,
         out: &mut [f32],
     ) -> Result<()> {
         let vocab = self.generator.config.vocab_size;
-        let n_items = self.generator.config.n_items;
+        let width = self.generator.config.query_width();
         let raw = to_f32(logits)?;
-        let mut beams = Vec::new();
-        let mut items = Vec::new();
-        let mut slots = Vec::new();
-        for (b, &node) in step.nodes.iter().enumerate() {
-            let kids = self.trie.children(node);
-            for (j, &t) in kids.tokens().iter().enumerate() {
-                if let Some(item) = self.trie.item(kids.node(j))
-                    && (item as usize) < n_items
-                {
-                    beams.push(b as i32);
-                    items.push(item as i32);
-                    slots.push(b * vocab + t as usize);
-                }
-            }
-        }
         out.fill(f32::NEG_INFINITY);
-        if slots.is_empty() {
-            return Ok(());
-        }
-        let device = &self.generator.device;
-        let q = projected.select(0, int_tensor(&beams, [beams.len()], device));
-        let v = head.item_table().select(0, int_tensor(&items, [items.len()], device));
-        let dots = to_f32((q * v).sum_dim(1))?;
-        for (&slot, dot) in slots.iter().zip(dots) {
-            out[slot] = raw[slot] + dot;
-        }
-        // log-softmax over each beam's children
-        let mut start = 0;
-        while start < slots.len() {
-            let b = beams[start];
-            let mut end = start;
-            while end < slots.len() && beams[end] == b {
-                end += 1;
+        let mut mean = vec![0.0f32; width];
+        for (b, &node) in step.nodes.iter().enumerate() {
+            let q = &dense.projected[step.queries[b] * width..(step.queries[b] + 1) * width];
+            let kids = self.trie.children(node);
+            let row = &mut out[b * vocab..(b + 1) * vocab];
+            let mut max = f32::NEG_INFINITY;
+            for (j, &t) in kids.tokens().iter().enumerate() {
+                let leaves = self.trie.leaf_range(kids.node(j));
+                let count = leaves.len().max(1) as f32;
+                let hi = &dense.sums[leaves.end * width..(leaves.end + 1) * width];
+                let lo = &dense.sums[leaves.start * width..(leaves.start + 1) * width];
+                mean.iter_mut().zip(hi.iter().zip(lo)).for_each(|(m, (h, l))| *m = (h - l) / count);
+                let dot: f32 = mean.iter().zip(q).map(|(m, x)| m * x).sum();
+                let norm: f32 = mean.iter().map(|m| m * m).sum();
+                let score = raw[b * vocab + t as usize] + dot - 0.5 * dense.scale * norm;
+                row[t as usize] = score;
+                max = max.max(score);
             }
-            let max = slots[start..end].iter().map(|&s| out[s]).fold(f32::NEG_INFINITY, f32::max);
-            let sum: f32 = slots[start..end].iter().map(|&s| (out[s] - max).exp()).sum();
+            // log-softmax over the beam's children
+            let sum: f32 = kids.tokens().iter().map(|&t| (row[t as usize] - max).exp()).sum();
             let lse = max + sum.ln();
-            for &s in &slots[start..end] {
-                out[s] -= lse;
+            for &t in kids.tokens() {
+                row[t as usize] -= lse;
             }
-            start = end;
         }
         Ok(())
     }
@@ -202,15 +203,10 @@ impl Scorer for GeneratorScorer<'_> {
             step.position,
             &mut self.caches,
         );
-        let query_rows = self.rows(step.queries);
-        let projected = self.projected.as_ref().map(|p| p.clone().select(0, query_rows));
-        let logits = self.generator.model.finish_logits(logits, projected.as_ref(), step.position);
-        let last = step.position + 1 == self.generator.config.id_len;
-        match (last, projected, self.generator.model.dense()) {
-            (true, Some(projected), Some(head)) => {
-                self.score_items(step, projected, head, logits, out)?
-            }
-            _ => out.copy_from_slice(&to_f32(log_softmax(logits, 2))?),
+        let logits = self.generator.model.finish_logits(logits, step.position);
+        match &self.dense {
+            Some(dense) => self.score_children(step, dense, logits, out)?,
+            None => out.copy_from_slice(&to_f32(log_softmax(logits, 2))?),
         }
         self.n_beams = n_beams;
         self.position = step.position + 1;

@@ -284,10 +284,7 @@ pub(crate) fn loss_terms(
     let queries = Tensor::cat(vec![queries.clone(), queries], 0);
     let inputs = Tensor::cat(vec![inputs.clone(), inputs], 0);
     let targets = Tensor::cat(vec![targets.clone(), targets], 0);
-    let groups = groups.map(|g| Groups {
-        items: Tensor::cat(vec![g.items.clone(), g.items.clone()], 0),
-        valid: Tensor::cat(vec![g.valid.clone(), g.valid.clone()], 0),
-    });
+    let groups = groups.map(Groups::doubled);
     let logp = log_softmax(model.forward_groups(queries, inputs, groups.as_ref()), 2);
     let ce = nll(logp.clone(), targets);
     let lp1 = logp.clone().slice(s![0..b]);
@@ -308,8 +305,8 @@ pub(crate) struct Batches {
     row_items: Vec<u32>,
     /// Every item's vector in the query space (for interpolation), if given.
     item_vectors: Option<Vec<f32>>,
-    /// Per row, the dense head's group (`n_unique` items, padding = `n_items`) and validity.
-    groups: Option<(Vec<i32>, Vec<bool>, usize)>,
+    /// Per row, the dense head's groups (the children of its prefixes).
+    groups: Option<crate::generator::HostGroups>,
     width: usize,
     len: usize,
     /// Number of query rows (the item rows follow).
@@ -423,18 +420,7 @@ impl Batches {
             i.extend_from_slice(&self.inputs[r * l..(r + 1) * l]);
             t.extend_from_slice(&self.targets[r * l..(r + 1) * l]);
         }
-        let groups = self.groups.as_ref().map(|(items, valid, u)| {
-            let mut gi = Vec::with_capacity(rows.len() * u);
-            let mut gv = Vec::with_capacity(rows.len() * u);
-            for &r in rows {
-                gi.extend_from_slice(&items[r * u..(r + 1) * u]);
-                gv.extend_from_slice(&valid[r * u..(r + 1) * u]);
-            }
-            Groups {
-                items: int_tensor(&gi, [rows.len(), *u], device),
-                valid: Tensor::from_data(TensorData::new(gv, [rows.len(), *u]), device),
-            }
-        });
+        let groups = self.groups.as_ref().map(|g| g.select(rows, device));
         (
             query_tensor(config, &q, rows.len(), device),
             int_tensor(&i, [rows.len(), l], device),

@@ -459,8 +459,9 @@ fn saving_into_a_missing_directory_is_an_io_error() {
     assert!(matches!(err, Error::Io { .. }), "{err}");
 }
 
-/// An untrained generator with the dense head set from coarse centroids ranks the first token
-/// exactly as `q . centroid` does: it starts as quantized dense search.
+/// An untrained generator with the dense head ranks the first token as the nearest-centroid
+/// rule `q . m - |m|^2 / 2` does (`m` the mean item vector of each coarse cluster) and the
+/// items of a prefix exactly by `q . e_item`: it starts as a tree search by subtree centroids.
 #[test]
 fn untrained_dense_head_ranks_coarse_tokens_by_centroid_similarity() {
     let layout = IdLayout::new(6, 1, 4, 2).unwrap();
@@ -487,24 +488,29 @@ fn untrained_dense_head_ranks_coarse_tokens_by_centroid_similarity() {
             .unwrap()
     };
     let vocab = layout.vocab_size();
-    let mut tokens = vec![0.0f32; vocab * width];
-    let centroids: Vec<f32> = (0..6 * width).map(|_| rng.next() - 0.5).collect();
+    let table: Vec<f32> = (0..n_items * width).map(|_| rng.next() - 0.5).collect();
+    g.set_dense_tables(&table).unwrap();
+    assert_eq!(g.dense_tables().unwrap().unwrap(), table);
+    let row = |i: usize| &table[i * width..(i + 1) * width];
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    // cluster c holds items c and c + 6
+    let means: Vec<Vec<f32>> = (0..6)
+        .map(|c| row(c).iter().zip(row(c + 6)).map(|(a, b)| (a + b) / 2.0).collect())
+        .collect();
+    let rule =
+        |q: &[f32]| -> Vec<f32> { means.iter().map(|m| dot(q, m) - dot(m, m) / 2.0).collect() };
+    let rank = |v: &[f32]| {
+        let mut order: Vec<usize> = (0..v.len()).collect();
+        order.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+        order
+    };
     let start = layout.position_range(0).start as usize;
-    tokens[start * width..(start + 6) * width].copy_from_slice(&centroids);
-    g.set_dense_tables(&tokens, &vec![0.0; n_items * width]).unwrap();
     for _ in 0..5 {
         let q: Vec<f32> = (0..width).map(|_| rng.next() - 0.5).collect();
         let id = ids.id(0).unwrap();
         let logp = g.log_probs(&trie, &q, id).unwrap();
         let first = &logp[start..start + 6];
-        let dots: Vec<f32> =
-            centroids.chunks(width).map(|c| c.iter().zip(&q).map(|(a, b)| a * b).sum()).collect();
-        let rank = |v: &[f32]| {
-            let mut order: Vec<usize> = (0..v.len()).collect();
-            order.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
-            order
-        };
-        assert_eq!(rank(first), rank(&dots), "first-token ranking = centroid ranking");
+        assert_eq!(rank(first), rank(&rule(&q)), "first-token ranking = nearest-centroid rule");
         // tokens of other positions get no probability at position 0
         assert!(
             logp[..vocab]
@@ -512,13 +518,70 @@ fn untrained_dense_head_ranks_coarse_tokens_by_centroid_similarity() {
                 .enumerate()
                 .all(|(t, &l)| { (start..start + 6).contains(&t) || l < -1e6 })
         );
+        // item 0 is alone under its prefix [k0, v0]: the last step is certain
+        let last = &logp[(layout.id_len() - 1) * vocab..];
+        let u0 = id[layout.id_len() - 1] as usize;
+        assert!(last[u0].abs() < 1e-4, "single child: log p = 0, got {}", last[u0]);
     }
-    // the search agrees: the top beam's coarse token is the nearest centroid
+    // the greedy search agrees: its first token is the rule's best cluster
     let q: Vec<f32> = (0..width).map(|_| rng.next() - 0.5).collect();
-    let hits = g.search(&trie, BeamSearchConfig::default().with_beam_width(6).with_top_k(1), &q);
+    let hits = g.search(&trie, BeamSearchConfig::default().with_beam_width(1).with_top_k(1), &q);
     let best = trie.id_of(hits.unwrap()[0][0].item).unwrap().tokens()[0] as usize - start;
-    let dots: Vec<f32> =
-        centroids.chunks(width).map(|c| c.iter().zip(&q).map(|(a, b)| a * b).sum()).collect();
-    let nearest = (0..6).max_by(|&a, &b| dots[a].total_cmp(&dots[b])).unwrap();
-    assert_eq!(best, nearest);
+    assert_eq!(best, rank(&rule(&q))[0]);
+}
+
+/// With the dense head, the cached scorer's log-probabilities over each prefix's children
+/// equal those of recomputing the whole identifier (where the subtree centroids come from the
+/// item table's running sums on the device).
+#[test]
+fn cached_decoding_equals_full_recompute_with_dense_head() {
+    let layout = IdLayout::new(4, 2, 3, 3).unwrap();
+    let mut rng = Lcg(23);
+    let n_items = 20;
+    let coarse: Vec<u32> = (0..n_items as u32).map(|i| i % 4).collect();
+    let fine: Vec<u32> = (0..n_items as u32).flat_map(|i| [(i / 4) % 3, (i / 2) % 3]).collect();
+    let ids = assign_ids(&layout, &coarse, &fine).unwrap();
+    let trie = ids.to_trie().unwrap();
+    let mut g = {
+        let _guard = rng_lock();
+        let device = Device::flex();
+        device.seed(4);
+        tiny(5, &layout).with_dense_head(true).with_n_items(n_items).init(&device).unwrap()
+    };
+    let width = g.config().query_width();
+    let table: Vec<f32> = (0..n_items * width).map(|_| rng.next() - 0.5).collect();
+    g.set_dense_tables(&table).unwrap();
+    let (vocab, len) = (layout.vocab_size(), layout.id_len());
+    let targets = [3usize, 17];
+    let queries: Vec<f32> = (0..targets.len() * width).map(|_| rng.next() - 0.5).collect();
+    let mut scorer = g.scorer(&trie, &queries).unwrap();
+    for position in 0..len {
+        let mut tokens = Vec::new();
+        let mut nodes = Vec::new();
+        for &t in &targets {
+            let id = ids.id(t).unwrap();
+            tokens.push(if position == 0 { IdLayout::BOS } else { id[position - 1] });
+            nodes.push(trie.find(&id[..position]).unwrap());
+        }
+        let step = Step { position, queries: &[0, 1], tokens: &tokens, nodes: &nodes };
+        let mut out = vec![f32::NAN; targets.len() * vocab];
+        scorer.score(&step, &mut out).unwrap();
+        for (b, &t) in targets.iter().enumerate() {
+            let id = ids.id(t).unwrap();
+            let full = g.log_probs(&trie, &queries[b * width..(b + 1) * width], id).unwrap();
+            let expected = &full[position * vocab..(position + 1) * vocab];
+            let got = &out[b * vocab..(b + 1) * vocab];
+            let kids = trie.children(nodes[b]);
+            for (token, (e, g)) in expected.iter().zip(got).enumerate() {
+                if kids.tokens().contains(&(token as Token)) {
+                    assert!((e - g).abs() < 1e-4, "position {position} token {token}: {e} vs {g}");
+                } else {
+                    assert!(*g == f32::NEG_INFINITY && *e < -1e6, "{token}: {e} / {g}");
+                }
+            }
+            let sum: f32 = got.iter().map(|l| l.exp()).sum();
+            assert!((sum - 1.0).abs() < 1e-4);
+        }
+        scorer.reorder(&[0, 1]).unwrap();
+    }
 }

@@ -1,7 +1,6 @@
 //! The query-space side of an index: supervised centroids, the generator's dense-head tables,
 //! and the fused score.
 
-use cart_ids::{IdAssignment, IdLayout};
 use cart_search::{DenseIndex, Hit, RetrievalMetrics, evaluate};
 
 use crate::vectors::Vectors;
@@ -74,68 +73,6 @@ pub(crate) fn centroids(
     }
     out.chunks_exact_mut(width).for_each(normalise);
     Ok(out)
-}
-
-/// The dense head's tables from the identifiers and each item's target vector: at every
-/// position but the last, a token's vector is the mean residual of the items whose identifier
-/// holds it (position 0: the mean of the targets, the coarse centroid in the query space; then
-/// what is left after the earlier positions); an item's vector is what is left after all of
-/// them. So `sum of the token vectors + the item vector = the item's target` for every item,
-/// and the untrained generator is a residual-quantizer search that ends on exact scores.
-pub(crate) fn residual_tables(
-    ids: &IdAssignment,
-    layout: &IdLayout,
-    targets: &[f32],
-    width: usize,
-) -> (Vec<f32>, Vec<f32>) {
-    let vocab = layout.vocab_size();
-    let mut tokens = vec![0.0f32; vocab * width];
-    let mut residual = targets.to_vec();
-    for p in 0..layout.id_len() - 1 {
-        let mut sums = vec![0.0f64; vocab * width];
-        let mut counts = vec![0usize; vocab];
-        for (i, r) in residual.chunks_exact(width).enumerate() {
-            let Some(id) = ids.id(i) else { continue };
-            let t = id[p] as usize;
-            counts[t] += 1;
-            sums[t * width..(t + 1) * width]
-                .iter_mut()
-                .zip(r)
-                .for_each(|(s, &x)| *s += f64::from(x));
-        }
-        for t in 0..vocab {
-            if counts[t] > 0 {
-                for j in 0..width {
-                    tokens[t * width + j] = (sums[t * width + j] / counts[t] as f64) as f32;
-                }
-            }
-        }
-        for (i, r) in residual.chunks_exact_mut(width).enumerate() {
-            let Some(id) = ids.id(i) else { continue };
-            let t = id[p] as usize;
-            r.iter_mut().zip(&tokens[t * width..(t + 1) * width]).for_each(|(x, &c)| *x -= c);
-        }
-    }
-    (tokens, residual)
-}
-
-/// The residual of new items' targets after the (trained) token vectors of their identifiers:
-/// their initial rows in the dense head's item table.
-pub(crate) fn item_rows(
-    ids: &[cart_ids::Token],
-    id_len: usize,
-    tokens: &[f32],
-    targets: &[f32],
-    width: usize,
-) -> Vec<f32> {
-    let mut out = targets.to_vec();
-    for (r, id) in out.chunks_exact_mut(width).zip(ids.chunks_exact(id_len)) {
-        for &t in &id[..id_len - 1] {
-            let row = &tokens[t as usize * width..(t as usize + 1) * width];
-            r.iter_mut().zip(row).for_each(|(x, &c)| *x -= c);
-        }
-    }
-    out
 }
 
 /// The fused ranking of each query's candidates: `cos(q, item) + lambda * log p`, best first,

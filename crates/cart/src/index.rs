@@ -11,7 +11,7 @@ use cart_search::{BeamSearchConfig, DenseIndex, Hit};
 use ndarray::{Array2, ArrayView2};
 
 use crate::config::{IndexConfig, QuantizerConfig, SearchMode, SearchOptions};
-use crate::dense::{DEFAULT_FUSE_LAMBDA, centroids, fuse, item_rows, pick_lambda, residual_tables};
+use crate::dense::{DEFAULT_FUSE_LAMBDA, centroids, fuse, pick_lambda};
 use crate::vectors::Vectors;
 use crate::{Error, Result};
 
@@ -272,8 +272,7 @@ impl CartIndex {
         let (generator, history) = if generator_config.dense_head {
             device.seed(config.train.seed);
             let mut start = generator_config.init(device)?;
-            let (tokens, items) = residual_tables(&ids, &layout, &targets, width);
-            start.set_dense_tables(&tokens, &items)?;
+            start.set_dense_tables(&targets)?;
             start.fit_more(&config.train, pairs, valid_pairs, &ids)?
         } else {
             generator_config.fit(&config.train, pairs, valid_pairs, &ids, device)?
@@ -428,23 +427,17 @@ impl CartIndex {
         let keys_vec: Vec<u32> = keys.clone().collect();
         trie.insert_codes(&keys_vec, &coarse, &fine)?;
 
-        // The dense head's rows for the new items: their (normalised) re-rank vectors minus
-        // the token vectors of their identifiers; zero residual without re-rank vectors.
+        // The dense head's rows for the new items: their (normalised) re-rank vectors, or zero
+        // without re-rank vectors (the items' prefixes still lead to them).
         let width = self.query_dim();
         let base = match self.generator.dense_tables()? {
             None => self.generator.clone(),
-            Some((tokens, _)) => {
+            Some(_) => {
                 let targets = match rerank {
                     Some(r) => centroids(Some(r.as_slice()), items.len(), &[], &[], width)?,
                     None => vec![0.0; items.len() * width],
                 };
-                let id_len = trie.layout().id_len();
-                let mut ids = vec![0; items.len() * id_len];
-                for (k, id) in keys_vec.iter().zip(ids.chunks_exact_mut(id_len)) {
-                    trie.write_id(*k, id)?;
-                }
-                self.generator
-                    .with_more_items(&item_rows(&ids, id_len, &tokens, &targets, width))?
+                self.generator.with_more_items(&targets)?
             }
         };
         let generator = match fine_tune {
@@ -497,7 +490,16 @@ impl CartIndex {
         }
         ft.queries.check_finite("fine-tune queries")?;
         let ids = IdAssignment::from_trie(trie)?;
-        let pairs = Pairs::new(ft.queries.as_slice(), ft.items);
+        // the augmentations draw on the items' stored query-space vectors, as at fit time
+        let item_vectors: Option<Vec<f32>> = self.dense.as_ref().and_then(|d| {
+            (d.len() == trie.len()).then(|| {
+                (0..d.len() as u32).flat_map(|i| d.vector(i).unwrap_or(&[]).to_vec()).collect()
+            })
+        });
+        let mut pairs = Pairs::new(ft.queries.as_slice(), ft.items);
+        if let Some(v) = &item_vectors {
+            pairs = pairs.with_item_vectors(v);
+        }
         Ok(base.fit_more(&ft.train, pairs, None, &ids)?)
     }
 
