@@ -7,7 +7,8 @@
 //! and the re-ranked beams. Training on 100k+ items is a GPU job; on 2 CPU cores it takes hours.
 //!
 //! `cargo run --release -p cart-benches --bin scale_report [-- 1000 10000 100000 1000000]`
-//! (`TRAIN_MAX=0` skips training; `EPOCHS=N`.)
+//! (`TRAIN_MAX=0` skips training; `EPOCHS=N`; `HIER=S` draws the hierarchical corpus of
+//! [`cart::synthetic::SyntheticConfig::with_hierarchy`] with `S` sub-clusters per cluster, items spread 0.1.)
 
 use std::time::Instant;
 
@@ -36,6 +37,8 @@ fn main() -> Result<()> {
             s => s,
         };
     let (train_max, epochs) = (env("TRAIN_MAX", 10_000)?, env("EPOCHS", 8)?);
+    // HIER=S: the hierarchical corpus, S sub-clusters per cluster, items spread 0.1 around them
+    let hier = env("HIER", 0)?;
     let device = Device::flex();
     let (d, m, c) = (64, 3, 64);
     println!(
@@ -44,7 +47,11 @@ fn main() -> Result<()> {
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for n in sizes {
         let t = Instant::now();
-        let data = SyntheticConfig::new(n).with_dims(d, d).generate()?;
+        let data = match hier {
+            0 => SyntheticConfig::new(n).with_dims(d, d),
+            s => SyntheticConfig::new(n).with_dims(d, d).with_hierarchy(s, 0.1),
+        }
+        .generate()?;
         let t_corpus = t.elapsed().as_secs_f64();
         let k = ((n as f64).sqrt().round() as usize).clamp(1, n);
 

@@ -46,6 +46,15 @@ pub struct SyntheticConfig {
     pub test_noise: f32,
     /// The seed.
     pub seed: u64,
+    /// Hierarchical mode: sub-clusters per cluster (0: flat, the default). Each item then sits
+    /// at its cluster's centre plus its sub-cluster's offset (spread `cluster_spread`) plus its
+    /// own offset (spread `item_spread`), so that the levels below the coarse one have
+    /// structure to learn.
+    #[serde(default)]
+    pub n_sub_clusters: usize,
+    /// Spread of an item around its sub-cluster's centre (hierarchical mode).
+    #[serde(default)]
+    pub item_spread: f32,
 }
 
 impl SyntheticConfig {
@@ -66,7 +75,18 @@ impl SyntheticConfig {
             query_noise: 0.8,
             test_noise: 1.0,
             seed: 0,
+            n_sub_clusters: 0,
+            item_spread: 0.0,
         }
+    }
+
+    /// Hierarchical mode: `n_sub_clusters` sub-clusters per cluster and items spread
+    /// `item_spread` around their sub-cluster (see [`SyntheticConfig::n_sub_clusters`]).
+    #[must_use]
+    pub fn with_hierarchy(mut self, n_sub_clusters: usize, item_spread: f32) -> Self {
+        self.n_sub_clusters = n_sub_clusters;
+        self.item_spread = item_spread;
+        self
     }
 
     /// With other vector widths.
@@ -104,6 +124,7 @@ impl SyntheticConfig {
             ("cluster_spread", self.cluster_spread),
             ("query_noise", self.query_noise),
             ("test_noise", self.test_noise),
+            ("item_spread", self.item_spread),
         ];
         for (field, value) in noise {
             if !(value.is_finite() && value >= 0.0) {
@@ -142,7 +163,19 @@ impl SyntheticConfig {
                 let mut rng = Stream::new(self.seed, 2, i as u64);
                 let c = (rng.next() % self.n_clusters as u64) as usize;
                 *cluster = c as u32;
-                rng.fill_gaussian(x, self.cluster_spread / (d as f32).sqrt());
+                // the item's own offset; in hierarchical mode at its own spread, plus the
+                // offset its sub-cluster shares with its other items
+                let own =
+                    if self.n_sub_clusters > 0 { self.item_spread } else { self.cluster_spread };
+                rng.fill_gaussian(x, own / (d as f32).sqrt());
+                if self.n_sub_clusters > 0 {
+                    let sub = rng.next() % self.n_sub_clusters as u64;
+                    let mut offset = vec![0.0f32; d];
+                    let key = c as u64 * self.n_sub_clusters as u64 + sub;
+                    Stream::new(self.seed, 6, key)
+                        .fill_gaussian(&mut offset, self.cluster_spread / (d as f32).sqrt());
+                    x.iter_mut().zip(&offset).for_each(|(v, o)| *v += o);
+                }
                 for (v, m) in x.iter_mut().zip(&centres[c * d..(c + 1) * d]) {
                     *v += m;
                 }
@@ -311,6 +344,32 @@ mod tests {
         t.apply(&x, &mut y);
         let n = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>().sqrt();
         assert!((n(&x) - n(&y)).abs() < 1e-4 * n(&x));
+    }
+
+    #[test]
+    fn hierarchical_items_share_their_sub_cluster() {
+        // with no spread of their own, items collapse onto their sub-clusters' centres
+        let c = SyntheticConfig::new(200).with_hierarchy(2, 0.0);
+        let data = c.generate().unwrap();
+        let mut distinct: Vec<Vec<u32>> = data
+            .items
+            .chunks(c.item_dim)
+            .map(|x| x.iter().map(|v| v.to_bits()).collect())
+            .collect();
+        distinct.sort();
+        distinct.dedup();
+        assert!(distinct.len() <= 2 * c.n_clusters, "{} distinct", distinct.len());
+        assert!(distinct.len() > c.n_clusters, "sub-clusters differ within a cluster");
+        // the flat corpus has one vector per item
+        let flat = SyntheticConfig::new(200).generate().unwrap();
+        let mut rows: Vec<Vec<u32>> = flat
+            .items
+            .chunks(c.item_dim)
+            .map(|x| x.iter().map(|v| v.to_bits()).collect())
+            .collect();
+        rows.sort();
+        rows.dedup();
+        assert_eq!(rows.len(), 200);
     }
 
     #[test]
