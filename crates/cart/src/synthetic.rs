@@ -348,28 +348,20 @@ mod tests {
 
     #[test]
     fn hierarchical_items_share_their_sub_cluster() {
+        let distinct = |data: &SyntheticCorpus, d: usize| {
+            let mut rows: Vec<Vec<u32>> =
+                data.items.chunks(d).map(|x| x.iter().map(|v| v.to_bits()).collect()).collect();
+            rows.sort();
+            rows.dedup();
+            rows.len()
+        };
         // with no spread of their own, items collapse onto their sub-clusters' centres
         let c = SyntheticConfig::new(200).with_hierarchy(2, 0.0);
-        let data = c.generate().unwrap();
-        let mut distinct: Vec<Vec<u32>> = data
-            .items
-            .chunks(c.item_dim)
-            .map(|x| x.iter().map(|v| v.to_bits()).collect())
-            .collect();
-        distinct.sort();
-        distinct.dedup();
-        assert!(distinct.len() <= 2 * c.n_clusters, "{} distinct", distinct.len());
-        assert!(distinct.len() > c.n_clusters, "sub-clusters differ within a cluster");
+        let n = distinct(&c.generate().unwrap(), c.item_dim);
+        assert!(n <= 2 * c.n_clusters, "{n} distinct");
+        assert!(n > c.n_clusters, "sub-clusters differ within a cluster");
         // the flat corpus has one vector per item
-        let flat = SyntheticConfig::new(200).generate().unwrap();
-        let mut rows: Vec<Vec<u32>> = flat
-            .items
-            .chunks(c.item_dim)
-            .map(|x| x.iter().map(|v| v.to_bits()).collect())
-            .collect();
-        rows.sort();
-        rows.dedup();
-        assert_eq!(rows.len(), 200);
+        assert_eq!(distinct(&SyntheticConfig::new(200).generate().unwrap(), c.item_dim), 200);
     }
 
     #[test]
