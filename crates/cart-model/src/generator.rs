@@ -138,7 +138,7 @@ impl Generator {
     /// [`Error::DimMismatch`] / [`Error::NonFinite`] for bad query vectors,
     /// [`Error::UnknownToken`] for a token outside the vocabulary or a length mismatch.
     ///
-    /// With the dense head, the last position's log-probabilities are over the items of the
+    /// With the dense head, every position's log-probabilities are over the children of the
     /// identifier's prefix in `trie` (the other tokens get about `-1e9`), as the search scores
     /// them.
     pub fn log_probs(&self, trie: &IdTrie, queries: &[f32], ids: &[Token]) -> Result<Vec<f32>> {

@@ -655,7 +655,8 @@ impl GeneratorModel {
             if pos >= self.position_sizes.len() {
                 continue;
             }
-            let begin = 2 + self.position_sizes[..pos].iter().sum::<usize>();
+            let begin = cart_ids::IdLayout::N_SPECIAL as usize
+                + self.position_sizes[..pos].iter().sum::<usize>();
             for v in begin..begin + self.position_sizes[pos] {
                 hidden[p * vocab + v] = false;
             }
@@ -684,7 +685,7 @@ impl GeneratorModel {
         let [b, t, vocab] = logits.dims();
         let sums = head.running_sums(groups.leaf_items.clone());
         let mut rows = Vec::with_capacity(t);
-        let mut start = 2;
+        let mut start = cart_ids::IdLayout::N_SPECIAL as usize;
         for (p, group) in groups.positions.iter().enumerate().take(t) {
             let [_, size] = group.lo.dims();
             let row = logits.clone().slice(s![.., p..p + 1, ..]).reshape([b, vocab]);

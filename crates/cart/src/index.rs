@@ -493,7 +493,11 @@ impl CartIndex {
         // the augmentations draw on the items' stored query-space vectors, as at fit time
         let item_vectors: Option<Vec<f32>> = self.dense.as_ref().and_then(|d| {
             (d.len() == trie.len()).then(|| {
-                (0..d.len() as u32).flat_map(|i| d.vector(i).unwrap_or(&[]).to_vec()).collect()
+                let mut all = Vec::with_capacity(d.len() * d.dim());
+                for i in 0..d.len() as u32 {
+                    all.extend_from_slice(d.vector(i).unwrap_or(&[]));
+                }
+                all
             })
         });
         let mut pairs = Pairs::new(ft.queries.as_slice(), ft.items);
