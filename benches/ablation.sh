@@ -32,7 +32,8 @@ runs=(
   "no interpolation|--interpolation 0"
   "targets: raw e5 vectors|--raw-targets"
   "dense head alone (transformer scale 0)|--transformer-scale 0"
-  "ids from e5|--ids-from e5"
+  "ids from MiniLM (the item encoder)|--ids-from minilm"
+  "relevance-aware ids (supervised centroids)|--ids-from supervised"
   "shape 64x2x32|--shape 64x2x32"
   "shape 128x2x16|--shape 128x2x16"
 )

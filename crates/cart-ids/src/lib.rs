@@ -37,8 +37,9 @@
 //! ```
 //!
 //! # File format
-//! [`IdTrie::save`] writes magic `CARTTRIE`, a format version, the layout, node counts per depth,
-//! the flat arrays as little-endian `u32`, and a CRC-32. Loading checks all of it, and every
+//! [`IdTrie::save`] writes a [`cart_format`] container of kind `cart-trie` (version
+//! [`FORMAT_VERSION`]): the layout, node counts per depth and the flat arrays as little-endian
+//! `u32`, checksummed by the container. Loading checks all of it, and every
 //! structural invariant, before handing out a trie; a truncated, corrupt or other-version file is
 //! an [`Error`], never a panic. The trie also implements `serde` (validated the same way).
 //!
@@ -56,5 +57,5 @@ pub use assign::{IdAssignment, assign_ids};
 pub use diagnostics::{DepthStats, IdDiagnostics};
 pub use error::{Error, Result};
 pub use layout::{IdLayout, MAX_ID_LEN, SemanticId, Token, TokenKind};
-pub use persist::{FORMAT_VERSION, MAGIC, write_atomic};
+pub use persist::{FORMAT_VERSION, KIND, write_atomic};
 pub use trie::{Children, IdTrie, MAX_ITEM, Node};

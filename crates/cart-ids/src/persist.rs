@@ -1,55 +1,51 @@
-//! The compact binary trie file, and atomic writes.
+//! The trie file: a [`cart_format`] container of kind `cart-trie`.
 //!
-//! Layout (all integers little-endian):
+//! Sections (all integers little-endian `u32` unless said):
 //!
-//! | bytes | content |
+//! | section | content |
 //! | --- | --- |
-//! | 8 | magic `CARTTRIE` |
-//! | 4 | format version ([`FORMAT_VERSION`]) |
-//! | 16 | layout: `n_coarse`, `n_levels`, `codebook_size`, `n_unique` (u32 each) |
-//! | 8 per depth | number of nodes at depths `1..=id_len` (u64 each) |
-//! | 4 per entry | `offsets[0..id_len]`, then `labels[0..id_len]`, then the item of every leaf (u32) |
-//! | 4 | CRC-32 (IEEE) of every byte before it |
+//! | `layout` | `n_coarse`, `n_levels`, `codebook_size`, `n_unique` |
+//! | `nodes` | number of nodes at depths `1..=id_len` (`u64` each) |
+//! | `offsets` | `offsets[0..id_len]`, concatenated |
+//! | `labels` | `labels[0..id_len]`, concatenated |
+//! | `leaves` | the item of every leaf |
+//!
+//! The container frames, bounds-checks and checksums the file; this module checks that the
+//! sections' sizes follow from the node counts and every structural invariant of the trie.
 
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use cart_format::{Container, Writer, bytes_to_u32s, u32s_to_bytes};
 
 use crate::error::{Error, Result};
 use crate::layout::IdLayout;
 use crate::trie::{IdTrie, TrieParts};
 
-/// File magic of a trie file.
-pub const MAGIC: [u8; 8] = *b"CARTTRIE";
-/// The trie file format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Container kind of a trie file.
+pub const KIND: &str = "cart-trie";
+/// The trie format (the container's kind version) this build reads and writes.
+pub const FORMAT_VERSION: u32 = 2;
 
 impl IdTrie {
-    /// Encodes the trie in the binary file format (see the [module docs](crate#file-format)).
+    /// Encodes the trie as a `cart-trie` container (see the [module docs](crate#file-format)).
     pub fn to_bytes(&self) -> Vec<u8> {
         let (offsets, labels, leaf_item) = self.parts();
-        let n_words: usize =
-            offsets.iter().chain(labels).map(Vec::len).sum::<usize>() + leaf_item.len();
-        let mut out = Vec::with_capacity(32 + 8 * labels.len() + 4 * n_words + 4);
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         let l = self.layout();
-        for v in [l.n_coarse(), l.n_levels() as u32, l.codebook_size(), l.n_unique()] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        for lab in labels {
-            out.extend_from_slice(&(lab.len() as u64).to_le_bytes());
-        }
-        for x in offsets.iter().chain(labels).flatten().chain(leaf_item) {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        let layout = [l.n_coarse(), l.n_levels() as u32, l.codebook_size(), l.n_unique()];
+        let nodes: Vec<u8> = labels.iter().flat_map(|lab| (lab.len() as u64).to_le_bytes()).collect();
+        let flat = |v: &[Vec<u32>]| u32s_to_bytes(&v.concat());
+        Writer::new(KIND, FORMAT_VERSION)
+            .section("layout", u32s_to_bytes(&layout))
+            .section("nodes", nodes)
+            .section("offsets", flat(offsets))
+            .section("labels", flat(labels))
+            .section("leaves", u32s_to_bytes(leaf_item))
+            .to_bytes()
     }
 
-    /// Decodes a trie from the binary file format, checking magic, version, size, checksum and
-    /// every structural invariant.
+    /// Decodes a trie from the binary file format, checking the container, the sections'
+    /// sizes and every structural invariant.
     ///
     /// # Errors
     /// [`Error::Corrupt`] or [`Error::UnsupportedVersion`]; never panics on any input.
@@ -57,8 +53,8 @@ impl IdTrie {
         decode(bytes, Path::new(""))
     }
 
-    /// Writes the trie to `path` atomically: a temporary file in the same folder, synced, then
-    /// renamed over `path`. A crash leaves either the old file or the new one.
+    /// Writes the trie to `path` atomically and durably ([`cart_format::write_atomic`]). A
+    /// crash leaves either the old file or the new one.
     ///
     /// # Errors
     /// [`Error::Io`].
@@ -78,115 +74,77 @@ impl IdTrie {
     }
 }
 
+/// [`cart_format::write_atomic`] with the error as [`Error::Io`].
+///
+/// # Errors
+/// [`Error::Io`] naming the file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    cart_format::write_atomic(path, bytes).map_err(|source| Error::Io { path: path.to_owned(), source })
+}
+
 fn decode(bytes: &[u8], path: &Path) -> Result<IdTrie> {
     let corrupt = |reason: String| Error::Corrupt { path: path.to_owned(), reason };
-    let mut r = Reader { bytes, pos: 0 };
-    let magic = r.take(8).ok_or_else(|| corrupt("too short for a header".into()))?;
-    if magic != MAGIC {
-        return Err(corrupt("not a cart trie file (bad magic)".into()));
-    }
-    let version = r.u32().ok_or_else(|| corrupt("truncated header".into()))?;
-    if version != FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion {
-            path: path.to_owned(),
-            found: version,
-            supported: FORMAT_VERSION,
-        });
-    }
-    let mut head = [0u32; 4];
-    for h in &mut head {
-        *h = r.u32().ok_or_else(|| corrupt("truncated header".into()))?;
-    }
-    let layout = IdLayout::new(head[0], head[1] as usize, head[2], head[3])
+    let file = Container::parse(bytes)
+        .and_then(|c| c.expect(KIND, FORMAT_VERSION))
+        .map_err(|e| match e {
+            cart_format::FormatError::Version { found, supported, .. } => {
+                Error::UnsupportedVersion { path: path.to_owned(), found, supported }
+            }
+            other => corrupt(other.to_string()),
+        })?;
+    let section = |name: &str| -> Result<Vec<u32>> {
+        let b = file.section(name).map_err(|e| corrupt(e.to_string()))?;
+        bytes_to_u32s(b).ok_or_else(|| corrupt(format!("section {name}: length not a multiple of 4")))
+    };
+    let head = section("layout")?;
+    let [n_coarse, n_levels, codebook_size, n_unique] = head[..] else {
+        return Err(corrupt(format!("layout: {} values, expected 4", head.len())));
+    };
+    let layout = IdLayout::new(n_coarse, n_levels as usize, codebook_size, n_unique)
         .map_err(|e| corrupt(format!("bad layout: {e}")))?;
     let l = layout.id_len();
+    let nodes = file.section("nodes").map_err(|e| corrupt(e.to_string()))?;
+    if nodes.len() != 8 * l {
+        return Err(corrupt(format!("nodes: {} bytes for {l} depths", nodes.len())));
+    }
     let mut n_nodes = Vec::with_capacity(l + 1);
     n_nodes.push(1u64);
-    for _ in 0..l {
-        n_nodes.push(r.u64().ok_or_else(|| corrupt("truncated header".into()))?);
+    for c in nodes.chunks_exact(8) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        n_nodes.push(u64::from_le_bytes(b));
     }
-    // the exact size the counts imply, checked before anything is allocated
-    let words = n_nodes[..l]
-        .iter()
-        .map(|n| n.checked_add(1))
-        .chain(n_nodes[1..].iter().map(|&n| Some(n)))
-        .chain(std::iter::once(Some(n_nodes[l])))
-        .try_fold(0u64, |acc, n| acc.checked_add(n?));
-    let expected = words
-        .and_then(|w| w.checked_mul(4))
-        .and_then(|w| w.checked_add(r.pos as u64 + 4))
-        .ok_or_else(|| corrupt("node counts overflow".into()))?;
-    if expected != bytes.len() as u64 {
-        let what = if (bytes.len() as u64) < expected { "truncated" } else { "trailing bytes" };
-        return Err(corrupt(format!("{what}: expected {expected} bytes, found {}", bytes.len())));
+    // the sizes the counts imply, checked before anything is built
+    let want = |name: &str, got: usize, n: Option<u64>| -> Result<()> {
+        if n != Some(got as u64 / 4) || got % 4 != 0 {
+            return Err(corrupt(format!("{name}: {got} bytes do not match the node counts")));
+        }
+        Ok(())
+    };
+    fn sum(it: impl Iterator<Item = Option<u64>>) -> Option<u64> {
+        it.into_iter().try_fold(0u64, |a, n| a.checked_add(n?))
     }
-    let body = bytes.len() - 4;
-    let stored =
-        u32::from_le_bytes([bytes[body], bytes[body + 1], bytes[body + 2], bytes[body + 3]]);
-    if crc32fast::hash(&bytes[..body]) != stored {
-        return Err(corrupt("checksum mismatch".into()));
-    }
-    let mut array = |n: u64| -> Vec<u32> { (0..n).filter_map(|_| r.u32()).collect() };
-    let offsets: Vec<Vec<u32>> = (0..l).map(|d| array(n_nodes[d] + 1)).collect();
-    let labels: Vec<Vec<u32>> = (0..l).map(|d| array(n_nodes[d + 1])).collect();
-    let leaf_item = array(n_nodes[l]);
+    let len = |name: &str| file.section(name).map_or(0, <[u8]>::len);
+    want("offsets", len("offsets"), sum(n_nodes[..l].iter().map(|n| n.checked_add(1))))?;
+    want("labels", len("labels"), sum(n_nodes[1..].iter().map(|&n| Some(n))))?;
+    want("leaves", len("leaves"), Some(n_nodes[l]))?;
+    let split = |flat: Vec<u32>, counts: &mut dyn Iterator<Item = u64>| -> Vec<Vec<u32>> {
+        let mut out = Vec::new();
+        let mut rest = &flat[..];
+        for n in counts {
+            let (a, b) = rest.split_at(n as usize);
+            out.push(a.to_vec());
+            rest = b;
+        }
+        out
+    };
+    let offsets = split(section("offsets")?, &mut n_nodes[..l].iter().map(|n| n + 1));
+    let labels = split(section("labels")?, &mut n_nodes[1..].iter().copied());
+    let leaf_item = section("leaves")?;
     let parts = TrieParts { layout, offsets, labels, leaf_item };
     parts.validate().map_err(corrupt)?;
     IdTrie::try_from(parts).map_err(|e| match e {
         Error::Corrupt { reason, .. } => corrupt(reason),
         other => corrupt(other.to_string()),
     })
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.bytes.get(self.pos..self.pos.checked_add(n)?)?;
-        self.pos += n;
-        Some(s)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
-    }
-}
-
-/// Writes `bytes` to `path` atomically: a temporary sibling file, `fsync`, then `rename`.
-///
-/// # Errors
-/// [`Error::Io`] naming the file that failed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |p: &Path| {
-        let p: PathBuf = p.to_owned();
-        move |source| Error::Io { path: p, source }
-    };
-    let name = path.file_name().ok_or_else(|| Error::Io {
-        path: path.to_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"),
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, path).map_err(io(path))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    } else if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // make the rename durable; not every platform can open a directory, so best effort
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    result
 }

@@ -190,11 +190,27 @@ proptest! {
     }
 
     #[test]
-    fn decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+    fn decoding_never_panics(
+        bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        cuts in proptest::collection::vec(0usize..300, 4),
+        layout in proptest::collection::vec(0u32..6, 4),
+    ) {
         let _ = IdTrie::from_bytes(&bytes);
-        let mut framed = b"CARTTRIE\x01\0\0\0".to_vec();
-        framed.extend_from_slice(&bytes);
-        let _ = IdTrie::from_bytes(&framed);
+        // well-framed containers (valid checksum) with arbitrary sections reach the checks
+        // past the framing
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+        cuts.sort_unstable();
+        let mut parts = vec![&bytes[..cuts[0]]];
+        parts.extend(cuts.windows(2).map(|w| &bytes[w[0]..w[1]]));
+        let layout: Vec<u8> = layout.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let file = cart_format::Writer::new(cart_ids::KIND, cart_ids::FORMAT_VERSION)
+            .section("layout", layout)
+            .section("nodes", parts[0].to_vec())
+            .section("offsets", parts[1].to_vec())
+            .section("labels", parts[2].to_vec())
+            .section("leaves", parts[3].to_vec())
+            .to_bytes();
+        let _ = IdTrie::from_bytes(&file);
     }
 
     #[test]

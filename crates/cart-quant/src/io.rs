@@ -1,28 +1,22 @@
 //! Saving and loading fitted quantizers, one file each.
 //!
-//! Layout (all integers little-endian):
+//! Every file is a [`cart_format`] container of kind `cart-quantizer` (version
+//! [`FORMAT_VERSION`]). Its `header` section is JSON with the quantizer kind (`kmeans`,
+//! `residual`, `rqvae`, `coarse_to_fine`), its config and the name and shape of every blob;
+//! each blob is one more section: centroids as row-major little-endian `f32`, RQ-VAE weights
+//! (encoder, codebooks, decoder) as a burn record (burnpack bytes).
 //!
-//! | bytes | content |
-//! | --- | --- |
-//! | 8 | magic `CARTQNT1` |
-//! | 4 | format version (`u32`, now 1) |
-//! | 8 | header length `H` (`u64`) |
-//! | `H` | header: JSON with the quantizer kind, its config, and the name, shape and length of every blob |
-//! | .. | the blobs, in header order: centroids as row-major `f32`, RQ-VAE weights (encoder, codebooks, decoder) as a burn record (burnpack bytes) |
-//! | 4 | CRC-32 of everything before it |
-//!
-//! Files are written to a temporary file in the same directory and renamed into place, so a
-//! crash never leaves a half-written checkpoint under the real name. Loading checks the magic,
-//! version, lengths, checksum, kind and every shape, and returns [`Error::Checkpoint`] on any
-//! mismatch.
+//! Writes are atomic and durable ([`cart_format::write_atomic`]). Loading checks the
+//! container (magic, versions, lengths, checksum), the kind and every shape, and refuses a
+//! header whose sizes the stored weights cannot hold before allocating anything: any mismatch
+//! is an [`Error::Checkpoint`]. [`AnyQuantizer`] reads any of the four kinds.
 
-use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
+use cart_format::{Container, Writer as FileWriter, bytes_to_f32s, f32s_to_bytes};
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
@@ -33,8 +27,10 @@ use crate::residual::ResidualQuantizer;
 use crate::rqvae::{RqVae, RqVaeConfig};
 use crate::{Error, Result};
 
-const MAGIC: &[u8; 8] = b"CARTQNT1";
-const VERSION: u32 = 1;
+/// Container kind of a quantizer file.
+pub const KIND: &str = "cart-quantizer";
+/// The quantizer file format (the container's kind version) this build reads and writes.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
@@ -48,7 +44,6 @@ struct BlobInfo {
     name: String,
     rows: usize,
     cols: usize,
-    len: usize,
 }
 
 struct Writer {
@@ -63,10 +58,9 @@ impl Writer {
     }
 
     fn matrix(&mut self, name: &str, m: ArrayView2<'_, f32>) {
-        let bytes: Vec<u8> = m.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let info =
-            BlobInfo { name: name.into(), rows: m.nrows(), cols: m.ncols(), len: bytes.len() };
-        self.blobs.push((info, bytes));
+        let values: Vec<f32> = m.iter().copied().collect();
+        let info = BlobInfo { name: name.into(), rows: m.nrows(), cols: m.ncols() };
+        self.blobs.push((info, f32s_to_bytes(&values)));
     }
 
     fn rqvae(&mut self, name: &str, model: &RqVae) -> Result<()> {
@@ -76,113 +70,64 @@ impl Writer {
             .into_record()
             .into_bytes()
             .map_err(|e| Error::tensor(format!("burn record: {e}")))?;
-        let bytes = bytes.to_vec();
-        self.blobs
-            .push((BlobInfo { name: name.into(), rows: 0, cols: 0, len: bytes.len() }, bytes));
+        self.blobs.push((BlobInfo { name: name.into(), rows: 0, cols: 0 }, bytes.to_vec()));
         Ok(())
     }
 
-    fn write(self, path: &Path) -> Result<()> {
+    fn to_bytes(self) -> Result<Vec<u8>> {
         let (infos, payloads): (Vec<_>, Vec<_>) = self.blobs.into_iter().unzip();
+        let names: Vec<String> = infos.iter().map(|b| b.name.clone()).collect();
         let header = Header { kind: self.kind.into(), config: self.config, blobs: infos };
-        let header = serde_json::to_vec(&header)?;
-        let mut out =
-            Vec::with_capacity(24 + header.len() + payloads.iter().map(Vec::len).sum::<usize>());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
-        out.extend_from_slice(&header);
-        for p in &payloads {
-            out.extend_from_slice(p);
+        let mut file = FileWriter::new(KIND, FORMAT_VERSION).section("header", serde_json::to_vec(&header)?);
+        for (name, bytes) in names.iter().zip(payloads) {
+            file = file.section(name, bytes);
         }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        write_atomic(path, &out)
+        Ok(file.to_bytes())
     }
 }
 
-/// Writes `bytes` to a temporary file next to `path`, syncs it and renames it over `path`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name")))?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        // Best effort: the temporary file may not exist.
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+fn save_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    cart_format::write_atomic(path, bytes)
+        .map_err(|source| Error::Io { path: path.to_path_buf(), source })
 }
 
-struct Reader {
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+}
+
+/// Errors of `from_bytes` name the path `<bytes>`; `load` puts the real one in.
+fn at_path(path: &Path) -> impl FnOnce(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Checkpoint { reason, .. } => Error::Checkpoint { path: path.to_path_buf(), reason },
+        other => other,
+    }
+}
+
+struct Reader<'a> {
     path: PathBuf,
+    kind: String,
     config: serde_json::Value,
-    blobs: Vec<(BlobInfo, Vec<u8>)>,
+    file: Container<'a>,
+    blobs: Vec<BlobInfo>,
 }
 
-impl Reader {
-    fn open(path: &Path, kind: &str) -> Result<Self> {
-        let bad = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
-        let bytes =
-            fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-        if bytes.len() < 24 {
-            return Err(bad(format!(
-                "truncated: {} bytes, less than the fixed header",
-                bytes.len()
-            )));
-        }
-        if &bytes[..8] != MAGIC {
-            return Err(bad("not a cart-quant checkpoint (bad magic)".into()));
-        }
-        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != VERSION {
-            return Err(bad(format!("format version {version}, this build reads {VERSION}")));
-        }
-        let mut len8 = [0u8; 8];
-        len8.copy_from_slice(&bytes[12..20]);
-        let header_len = usize::try_from(u64::from_le_bytes(len8)).unwrap_or(usize::MAX);
-        let header_end = 20usize.saturating_add(header_len);
-        if header_end > bytes.len().saturating_sub(4) {
-            return Err(bad(format!("truncated: header of {header_len} bytes does not fit")));
-        }
-        let header: Header = serde_json::from_slice(&bytes[20..header_end])
+impl<'a> Reader<'a> {
+    fn parse(bytes: &'a [u8]) -> Result<Self> {
+        let path = PathBuf::from("<bytes>");
+        let bad = |reason: String| Error::Checkpoint { path: path.clone(), reason };
+        let file = Container::parse(bytes)
+            .and_then(|c| c.expect(KIND, FORMAT_VERSION))
+            .map_err(|e| bad(e.to_string()))?;
+        let header: Header = serde_json::from_slice(file.section("header").map_err(|e| bad(e.to_string()))?)
             .map_err(|e| bad(format!("corrupt header: {e}")))?;
-        let payload: usize = header.blobs.iter().map(|b| b.len).fold(0, usize::saturating_add);
-        let expected = header_end.saturating_add(payload).saturating_add(4);
-        if bytes.len() < expected {
-            return Err(bad(format!("truncated: {} bytes, expected {expected}", bytes.len())));
+        Ok(Self { path, kind: header.kind, config: header.config, file, blobs: header.blobs })
+    }
+
+    fn expect(self, kind: &str) -> Result<Self> {
+        if self.kind != kind {
+            return Err(self.bad(format!("holds a {}, expected a {kind}", self.kind)));
         }
-        if bytes.len() > expected {
-            return Err(bad(format!(
-                "{} trailing bytes after the checksum",
-                bytes.len() - expected
-            )));
-        }
-        let body = expected - 4;
-        let stored =
-            u32::from_le_bytes([bytes[body], bytes[body + 1], bytes[body + 2], bytes[body + 3]]);
-        if crc32fast::hash(&bytes[..body]) != stored {
-            return Err(bad("checksum mismatch: the file is corrupt".into()));
-        }
-        if header.kind != kind {
-            return Err(bad(format!("holds a {}, expected a {kind}", header.kind)));
-        }
-        let mut offset = header_end;
-        let mut blobs = Vec::with_capacity(header.blobs.len());
-        for info in header.blobs {
-            let data = bytes[offset..offset + info.len].to_vec();
-            offset += info.len;
-            blobs.push((info, data));
-        }
-        Ok(Self { path: path.to_path_buf(), config: header.config, blobs })
+        Ok(self)
     }
 
     fn bad(&self, reason: impl Into<String>) -> Error {
@@ -194,11 +139,14 @@ impl Reader {
             .map_err(|e| self.bad(format!("config does not match this version: {e}")))
     }
 
-    fn blob(&self, name: &str) -> Result<&(BlobInfo, Vec<u8>)> {
-        self.blobs
+    fn blob(&self, name: &str) -> Result<(&BlobInfo, &'a [u8])> {
+        let info = self
+            .blobs
             .iter()
-            .find(|(info, _)| info.name == name)
-            .ok_or_else(|| self.bad(format!("missing blob {name:?}")))
+            .find(|info| info.name == name)
+            .ok_or_else(|| self.bad(format!("missing blob {name:?}")))?;
+        let bytes = self.file.section(name).map_err(|e| self.bad(e.to_string()))?;
+        Ok((info, bytes))
     }
 
     fn matrix(&self, name: &str) -> Result<Array2<f32>> {
@@ -211,8 +159,7 @@ impl Reader {
                 info.cols
             )));
         }
-        let values: Vec<f32> =
-            bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let values = bytes_to_f32s(bytes).unwrap_or_default();
         if values.iter().any(|v| !v.is_finite()) {
             return Err(self.bad(format!("blob {name:?} holds non-finite values")));
         }
@@ -226,27 +173,186 @@ impl Reader {
 
     fn rqvae(&self, name: &str, config: RqVaeConfig, device: &Device) -> Result<RqVae> {
         let (_, bytes) = self.blob(name)?;
-        let model = RqVae::build_for_load(&config, device)
+        let model = RqVae::build_for_load(&config, bytes.len(), device)
             .map_err(|e| self.bad(format!("stored rq-vae config: {e}")))?;
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.clone()))
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
             .map_err(|e| self.bad(format!("rq-vae weights: {e}")))?;
         let model = model
             .try_load_record(record)
             .map_err(|e| self.bad(format!("rq-vae weights do not match its config: {e}")))?;
         Ok(RqVae::from_model(config, model, device))
     }
+
+    fn residual(&self, device: &Device) -> Result<ResidualQuantizer> {
+        let n_levels = self.config.get("n_levels").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        if n_levels as usize > self.blobs.len() {
+            return Err(self.bad(format!("{n_levels} levels, {} blobs", self.blobs.len())));
+        }
+        let levels = (0..n_levels)
+            .map(|l| self.kmeans(&format!("level{l}"), device))
+            .collect::<Result<Vec<_>>>()?;
+        ResidualQuantizer::from_levels(levels).map_err(|e| self.bad(e.to_string()))
+    }
+
+    fn coarse_to_fine(&self, device: &Device) -> Result<CoarseToFine> {
+        let coarse = self.kmeans("coarse", device)?;
+        let fine = self.rqvae("fine", self.config()?, device)?;
+        CoarseToFine::from_parts(coarse, fine).map_err(|e| self.bad(e.to_string()))
+    }
 }
 
-impl KMeans {
-    /// Saves the centroids to `path` (atomically).
+/// Any fitted quantizer, as read from a file of any kind: the one type to hold when the kind
+/// is known only at run time (e.g. an index that was fitted with either).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AnyQuantizer {
+    /// K-Means + RQ-VAE on the residual.
+    CoarseToFine(Box<CoarseToFine>),
+    /// Residual K-Means.
+    Residual(ResidualQuantizer),
+    /// An RQ-VAE alone.
+    RqVae(Box<RqVae>),
+    /// K-Means alone (one level).
+    KMeans(KMeans),
+}
+
+macro_rules! each {
+    ($self:ident, $q:ident => $e:expr) => {
+        match $self {
+            AnyQuantizer::CoarseToFine($q) => $e,
+            AnyQuantizer::Residual($q) => $e,
+            AnyQuantizer::RqVae($q) => $e,
+            AnyQuantizer::KMeans($q) => $e,
+        }
+    };
+}
+
+impl AnyQuantizer {
+    /// The kind written in the file (`coarse_to_fine`, `residual`, `rqvae`, `kmeans`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::CoarseToFine(_) => "coarse_to_fine",
+            Self::Residual(_) => "residual",
+            Self::RqVae(_) => "rqvae",
+            Self::KMeans(_) => "kmeans",
+        }
+    }
+
+    /// The file's bytes.
+    ///
+    /// # Errors
+    ///
+    /// As the inner type's `to_bytes`.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        each!(self, q => q.to_bytes())
+    }
+
+    /// Reads a quantizer file of any kind, dispatching on the kind it names.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Checkpoint`] for a damaged or foreign file.
+    pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
+        let r = Reader::parse(bytes)?;
+        Ok(match r.kind.as_str() {
+            "coarse_to_fine" => Self::CoarseToFine(Box::new(r.coarse_to_fine(device)?)),
+            "residual" => Self::Residual(r.residual(device)?),
+            "rqvae" => Self::RqVae(Box::new(r.rqvae("model", r.config()?, device)?)),
+            "kmeans" => Self::KMeans(r.kmeans("centroids", device)?),
+            other => return Err(r.bad(format!("unknown quantizer kind {other:?}"))),
+        })
+    }
+
+    /// Saves to `path`, atomically and durably.
     ///
     /// # Errors
     ///
     /// [`Error::Io`] if the file cannot be written.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_bytes(path.as_ref(), &self.to_bytes()?)
+    }
+
+    /// Loads a quantizer file of any kind onto `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`], [`Error::Checkpoint`].
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let path = path.as_ref();
+        Self::from_bytes(&read(path)?, device).map_err(at_path(path))
+    }
+}
+
+impl Quantizer for AnyQuantizer {
+    fn d_input(&self) -> usize {
+        each!(self, q => q.d_input())
+    }
+
+    fn codebook_sizes(&self) -> Vec<usize> {
+        each!(self, q => q.codebook_sizes())
+    }
+
+    fn encode(&self, data: ArrayView2<'_, f32>) -> Result<Array2<u32>> {
+        each!(self, q => q.encode(data))
+    }
+
+    fn decode(&self, codes: ArrayView2<'_, u32>) -> Result<Array2<f32>> {
+        each!(self, q => q.decode(codes))
+    }
+}
+
+impl From<CoarseToFine> for AnyQuantizer {
+    fn from(q: CoarseToFine) -> Self {
+        Self::CoarseToFine(Box::new(q))
+    }
+}
+
+impl From<ResidualQuantizer> for AnyQuantizer {
+    fn from(q: ResidualQuantizer) -> Self {
+        Self::Residual(q)
+    }
+}
+
+impl From<RqVae> for AnyQuantizer {
+    fn from(q: RqVae) -> Self {
+        Self::RqVae(Box::new(q))
+    }
+}
+
+impl From<KMeans> for AnyQuantizer {
+    fn from(q: KMeans) -> Self {
+        Self::KMeans(q)
+    }
+}
+
+impl KMeans {
+    /// The centroids as a quantizer file's bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Json`] (never in practice).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut w = Writer::new("kmeans", serde_json::Value::Null);
         w.matrix("centroids", self.centroids());
-        w.write(path.as_ref())
+        w.to_bytes()
+    }
+
+    /// Reads centroids written by [`KMeans::to_bytes`]; assignment runs on `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Checkpoint`] if the bytes are corrupt, truncated or hold another kind.
+    pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
+        Reader::parse(bytes)?.expect("kmeans")?.kmeans("centroids", device)
+    }
+
+    /// Saves the centroids to `path` (atomically and durably).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the file cannot be written.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_bytes(path.as_ref(), &self.to_bytes()?)
     }
 
     /// Loads centroids saved by [`KMeans::save`]; assignment runs on `device`.
@@ -256,22 +362,41 @@ impl KMeans {
     /// [`Error::Io`] if the file cannot be read, [`Error::Checkpoint`] if it is corrupt,
     /// truncated or holds another kind of quantizer.
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
-        Reader::open(path.as_ref(), "kmeans")?.kmeans("centroids", device)
+        let path = path.as_ref();
+        Self::from_bytes(&read(path)?, device).map_err(at_path(path))
     }
 }
 
 impl ResidualQuantizer {
-    /// Saves every level's centroids to `path` (atomically).
+    /// Every level's centroids as a quantizer file's bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Json`] (never in practice).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut w = Writer::new("residual", serde_json::json!({ "n_levels": self.n_levels() }));
+        for (l, level) in self.levels().iter().enumerate() {
+            w.matrix(&format!("level{l}"), level.centroids());
+        }
+        w.to_bytes()
+    }
+
+    /// Reads a quantizer written by [`ResidualQuantizer::to_bytes`].
+    ///
+    /// # Errors
+    ///
+    /// As [`KMeans::from_bytes`].
+    pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
+        Reader::parse(bytes)?.expect("residual")?.residual(device)
+    }
+
+    /// Saves every level's centroids to `path` (atomically and durably).
     ///
     /// # Errors
     ///
     /// [`Error::Io`] if the file cannot be written.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let mut w = Writer::new("residual", serde_json::json!({ "n_levels": self.n_levels() }));
-        for (l, level) in self.levels().iter().enumerate() {
-            w.matrix(&format!("level{l}"), level.centroids());
-        }
-        w.write(path.as_ref())
+        save_bytes(path.as_ref(), &self.to_bytes()?)
     }
 
     /// Loads a quantizer saved by [`ResidualQuantizer::save`].
@@ -280,64 +405,94 @@ impl ResidualQuantizer {
     ///
     /// As [`KMeans::load`].
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
-        let r = Reader::open(path.as_ref(), "residual")?;
-        let n_levels = r.config.get("n_levels").and_then(serde_json::Value::as_u64).unwrap_or(0);
-        let levels = (0..n_levels)
-            .map(|l| r.kmeans(&format!("level{l}"), device))
-            .collect::<Result<Vec<_>>>()?;
-        ResidualQuantizer::from_levels(levels).map_err(|e| r.bad(e.to_string()))
+        let path = path.as_ref();
+        Self::from_bytes(&read(path)?, device).map_err(at_path(path))
     }
 }
 
 impl RqVae {
-    /// Saves the config (JSON) and the weights and codebooks (burn record) to `path`
-    /// (atomically).
+    /// The config (JSON) and the weights and codebooks (burn record) as a quantizer file's
+    /// bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tensor`] if the weights cannot be read back.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut w = Writer::new("rqvae", serde_json::to_value(self.config())?);
+        w.rqvae("model", self)?;
+        w.to_bytes()
+    }
+
+    /// Reads a model written by [`RqVae::to_bytes`] onto `device`.
+    ///
+    /// # Errors
+    ///
+    /// As [`KMeans::from_bytes`]; also [`Error::Checkpoint`] when the weights do not fit the
+    /// stored config.
+    pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
+        let r = Reader::parse(bytes)?.expect("rqvae")?;
+        r.rqvae("model", r.config()?, device)
+    }
+
+    /// Saves the model to `path` (atomically and durably).
     ///
     /// # Errors
     ///
     /// [`Error::Io`] if the file cannot be written.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let mut w = Writer::new("rqvae", serde_json::to_value(self.config())?);
-        w.rqvae("model", self)?;
-        w.write(path.as_ref())
+        save_bytes(path.as_ref(), &self.to_bytes()?)
     }
 
     /// Loads a model saved by [`RqVae::save`] onto `device`.
     ///
     /// # Errors
     ///
-    /// As [`KMeans::load`]; also [`Error::Checkpoint`] when the weights do not fit the stored
-    /// config.
+    /// As [`RqVae::from_bytes`], and [`Error::Io`].
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
-        let r = Reader::open(path.as_ref(), "rqvae")?;
-        let config: RqVaeConfig = r.config()?;
-        r.rqvae("model", config, device)
+        let path = path.as_ref();
+        Self::from_bytes(&read(path)?, device).map_err(at_path(path))
     }
 }
 
 impl CoarseToFine {
-    /// Saves the coarse centroids, the RQ-VAE config (JSON) and its weights (burn record) to
-    /// `path` (atomically).
+    /// The coarse centroids, the RQ-VAE config (JSON) and its weights (burn record) as a
+    /// quantizer file's bytes.
+    ///
+    /// # Errors
+    ///
+    /// As [`RqVae::to_bytes`].
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut w = Writer::new("coarse_to_fine", serde_json::to_value(self.fine().config())?);
+        w.matrix("coarse", self.coarse().centroids());
+        w.rqvae("fine", self.fine())?;
+        w.to_bytes()
+    }
+
+    /// Reads a quantizer written by [`CoarseToFine::to_bytes`] onto `device`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RqVae::from_bytes`], and [`Error::Checkpoint`] if the parts' widths differ.
+    pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
+        Reader::parse(bytes)?.expect("coarse_to_fine")?.coarse_to_fine(device)
+    }
+
+    /// Saves the quantizer to `path` (atomically and durably).
     ///
     /// # Errors
     ///
     /// [`Error::Io`] if the file cannot be written.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let mut w = Writer::new("coarse_to_fine", serde_json::to_value(self.fine().config())?);
-        w.matrix("coarse", self.coarse().centroids());
-        w.rqvae("fine", self.fine())?;
-        w.write(path.as_ref())
+        save_bytes(path.as_ref(), &self.to_bytes()?)
     }
 
     /// Loads a quantizer saved by [`CoarseToFine::save`] onto `device`.
     ///
     /// # Errors
     ///
-    /// As [`RqVae::load`], and [`Error::Checkpoint`] if the parts' widths differ.
+    /// As [`CoarseToFine::from_bytes`], and [`Error::Io`].
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
-        let r = Reader::open(path.as_ref(), "coarse_to_fine")?;
-        let coarse = r.kmeans("coarse", device)?;
-        let fine = r.rqvae("fine", r.config()?, device)?;
-        CoarseToFine::from_parts(coarse, fine).map_err(|e| r.bad(e.to_string()))
+        let path = path.as_ref();
+        Self::from_bytes(&read(path)?, device).map_err(at_path(path))
     }
 }

@@ -75,8 +75,9 @@ mod rqvae;
 
 pub use coarse::{CoarseToFine, CoarseToFineConfig};
 pub use diagnostics::Diagnostics;
+pub use io::{AnyQuantizer, FORMAT_VERSION, KIND};
 pub use error::{Error, Result};
 pub use kmeans::{KMeans, KMeansConfig, KMeansEngine};
 pub use quantizer::Quantizer;
 pub use residual::{ResidualQuantizer, ResidualQuantizerConfig};
-pub use rqvae::{EpochStats, RqVae, RqVaeConfig, RqVaeTrainConfig, TrainHistory};
+pub use rqvae::{EpochStats, MAX_PARAMS, RqVae, RqVaeConfig, RqVaeTrainConfig, TrainHistory};

@@ -16,6 +16,10 @@
 use std::fmt;
 use std::time::Instant;
 
+/// Most parameters an RQ-VAE config may ask for (4 GiB of `f32`): a typo in a size is a
+/// typed error, not an allocation that aborts the process.
+pub const MAX_PARAMS: usize = 1 << 30;
+
 use burn::module::Param;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -288,7 +292,34 @@ impl RqVaeConfig {
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return Err(Error::config("beta", self.beta, "must be finite and >= 0"));
         }
-        Ok(())
+        match self.n_params() {
+            Some(n) if n <= MAX_PARAMS => Ok(()),
+            n => Err(Error::config(
+                "codebook_size",
+                format!(
+                    "{} (the model would have {} parameters)",
+                    self.codebook_size,
+                    n.map_or("over usize::MAX".into(), |n| n.to_string())
+                ),
+                "the model must stay within 2^30 parameters (see codebook_size, d_hidden, \
+                 d_latent, n_levels)",
+            )),
+        }
+    }
+
+    /// Number of parameters of the model (encoder, decoder, codebooks); `None` on overflow.
+    pub fn n_params(&self) -> Option<usize> {
+        let mut widths = vec![self.d_input];
+        widths.extend(&self.d_hidden);
+        widths.push(self.d_latent);
+        let mlp = widths.windows(2).try_fold(0usize, |acc, w| {
+            acc.checked_add(w[0].checked_mul(w[1])?.checked_add(w[1])?)
+        })?;
+        let decoder = widths.windows(2).try_fold(0usize, |acc, w| {
+            acc.checked_add(w[1].checked_mul(w[0])?.checked_add(w[0])?)
+        })?;
+        let codebooks = self.n_levels.checked_mul(self.codebook_size)?.checked_mul(self.d_latent)?;
+        mlp.checked_add(decoder)?.checked_add(codebooks)
     }
 
     fn build(&self, device: &Device) -> RqVaeModel {
@@ -572,8 +603,23 @@ impl RqVae {
         Self { config, model, device: device.clone() }
     }
 
-    pub(crate) fn build_for_load(config: &RqVaeConfig, device: &Device) -> Result<RqVaeModel> {
+    /// The model of `config`, for weights of `weight_bytes` bytes: refused before anything is
+    /// allocated when the config needs more parameters than the weights can hold (a forged or
+    /// damaged header must not allocate gigabytes).
+    pub(crate) fn build_for_load(
+        config: &RqVaeConfig,
+        weight_bytes: usize,
+        device: &Device,
+    ) -> Result<RqVaeModel> {
         config.validate()?;
+        let needed = config.n_params().and_then(|n| n.checked_mul(4));
+        if needed.is_none_or(|n| n > weight_bytes) {
+            return Err(Error::config(
+                "rq-vae config",
+                format!("{weight_bytes} weight bytes"),
+                "the stored config needs more parameters than the stored weights hold",
+            ));
+        }
         Ok(config.build(device))
     }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use cart_quant::{
-    CoarseToFine, CoarseToFineConfig, Error, KMeans, KMeansConfig, Quantizer, ResidualQuantizer,
+    AnyQuantizer, CoarseToFine, CoarseToFineConfig, Error, KMeans, KMeansConfig, Quantizer, ResidualQuantizer,
     ResidualQuantizerConfig, RqVae,
 };
 
@@ -56,7 +56,7 @@ fn round_trips_give_identical_codes() {
     let left: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
+        .filter(|n| n.contains(".tmp-"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
     std::fs::remove_dir_all(dir).unwrap();
@@ -99,15 +99,10 @@ fn weights_that_do_not_fit_the_config_give_a_typed_error() {
     let (_, q) = fitted();
     let path = dir.join("rqvae.cartq");
     q.fine().save(&path).unwrap();
-    let mut bytes = std::fs::read(&path).unwrap();
-    // Edit the JSON header (same length) and re-seal the checksum: the file is well formed,
-    // but its weights no longer fit its config.
-    let needle = b"\"codebook_size\":8";
-    let at = bytes.windows(needle.len()).position(|w| w == needle).unwrap();
-    bytes[at + needle.len() - 1] = b'9';
-    let body = bytes.len() - 4;
-    let crc = crc32fast::hash(&bytes[..body]).to_le_bytes();
-    bytes[body..].copy_from_slice(&crc);
+    let bytes = std::fs::read(&path).unwrap();
+    // Edit the JSON header and re-seal the container: the file is well formed, but its
+    // weights no longer fit its config.
+    let bytes = with_header(&bytes, |h| h.replace("\"codebook_size\":8", "\"codebook_size\":9"));
     std::fs::write(&path, &bytes).unwrap();
     match RqVae::load(&path, &device()) {
         Err(Error::Checkpoint { reason, .. }) => {
@@ -116,4 +111,65 @@ fn weights_that_do_not_fit_the_config_give_a_typed_error() {
         other => panic!("expected a checkpoint error, got {other:?}"),
     }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The file with its `header` section replaced (a well-formed container with a valid
+/// checksum: what a forger or a buggy writer produces).
+fn with_header(bytes: &[u8], edit: impl Fn(&str) -> String) -> Vec<u8> {
+    let file = cart_format::Container::parse(bytes).unwrap();
+    let mut w = cart_format::Writer::new(file.kind(), file.version());
+    for name in file.section_names() {
+        let mut section = file.section(name).unwrap().to_vec();
+        if name == "header" {
+            section = edit(std::str::from_utf8(&section).unwrap()).into_bytes();
+        }
+        w = w.section(name, section);
+    }
+    w.to_bytes()
+}
+
+#[test]
+fn a_forged_huge_codebook_is_refused_before_allocating() {
+    let (_, q) = fitted();
+    let bytes = q.to_bytes().unwrap();
+    // 2^28 codes: 8 GiB if built eagerly, over the parameter limit; 2^20 codes: under the
+    // limit, but far more than the stored weights (a few KB) hold
+    for (size, needle) in
+        [(1u64 << 28, "within 2^30 parameters"), (1 << 20, "more parameters than the stored")]
+    {
+        let forged = with_header(&bytes, |h| {
+            h.replace("\"codebook_size\":8", &format!("\"codebook_size\":{size}"))
+        });
+        match CoarseToFine::from_bytes(&forged, &device()) {
+            Err(Error::Checkpoint { reason, .. }) => assert!(reason.contains(needle), "{reason}"),
+            other => panic!("expected a checkpoint error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn any_quantizer_dispatches_on_the_files_kind() {
+    let (data, q) = fitted();
+    let codes = q.encode(data.view()).unwrap();
+    let any = AnyQuantizer::from_bytes(&q.to_bytes().unwrap(), &device()).unwrap();
+    assert_eq!(any.kind(), "coarse_to_fine");
+    assert_eq!(any.encode(data.view()).unwrap(), codes);
+    let rq = ResidualQuantizerConfig::new(vec![4, 4]).fit(data.view(), &device()).unwrap();
+    let any = AnyQuantizer::from_bytes(&rq.to_bytes().unwrap(), &device()).unwrap();
+    assert_eq!(any.kind(), "residual");
+    assert_eq!(any.encode(data.view()).unwrap(), rq.encode(data.view()).unwrap());
+    let km = AnyQuantizer::from_bytes(&q.coarse().to_bytes().unwrap(), &device()).unwrap();
+    assert_eq!(km.codebook_sizes(), vec![4]);
+    // a trie file is not a quantizer
+    let trie = cart_format::Writer::new("cart-trie", 2).to_bytes();
+    assert!(matches!(AnyQuantizer::from_bytes(&trie, &device()), Err(Error::Checkpoint { .. })));
+}
+
+#[test]
+fn configs_that_would_allocate_too_much_are_typed_errors() {
+    let big = small_config(16).with_codebook_size(100_000_000);
+    match big.init(&device()) {
+        Err(Error::InvalidConfig { field: "codebook_size", .. }) => {}
+        other => panic!("expected an invalid config, got {other:?}"),
+    }
 }

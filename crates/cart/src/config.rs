@@ -20,6 +20,20 @@ pub enum QuantizerConfig {
     Residual(ResidualQuantizerConfig),
 }
 
+/// Which vectors the quantizer turns into identifiers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum IdVectors {
+    /// The item vectors as given (`corpus.items`).
+    #[default]
+    Items,
+    /// *Relevance-aware identifiers*: each item's supervised centroid, its vector plus the
+    /// vectors of its training queries, normalised, so that prefixes group items the way
+    /// queries see them (RIPOR, GENIUS and IRGen gain from relevance-trained identifiers).
+    /// Needs items and queries in one space (`corpus.items` as wide as the queries, as with
+    /// CLIP). Items added later have no queries yet: their own normalised vectors are encoded.
+    Supervised,
+}
+
 /// Settings of a [`CartIndex`](crate::CartIndex).
 ///
 /// The generator's `d_query`, `vocab_size` and `id_len` are filled in by the index (from the
@@ -37,6 +51,9 @@ pub struct IndexConfig {
     /// How the generator is trained. Default: [`default_train`].
     #[config(default = "default_train()")]
     pub train: TrainConfig,
+    /// Which vectors build the identifiers. Default: [`IdVectors::Items`].
+    #[config(default = "IdVectors::Items")]
+    pub id_vectors: IdVectors,
     /// Room for later items in the uniqueness token: `U = ceil(largest group x headroom)`, at
     /// least the largest group. `U` is part of the vocabulary, so it is fixed at fit time; items
     /// added later must fit in it. Default: 2.0.

@@ -10,7 +10,7 @@ use cart_quant::{CoarseToFine, Quantizer, ResidualQuantizer};
 use cart_search::{BeamSearchConfig, DenseIndex, Hit};
 use ndarray::{Array2, ArrayView2};
 
-use crate::config::{IndexConfig, QuantizerConfig, SearchMode, SearchOptions};
+use crate::config::{IdVectors, IndexConfig, QuantizerConfig, SearchMode, SearchOptions};
 use crate::dense::{DEFAULT_FUSE_LAMBDA, centroids, fuse, pick_lambda};
 use crate::vectors::Vectors;
 use crate::{Error, Result};
@@ -141,7 +141,8 @@ fn stage(on: bool, message: std::fmt::Arguments<'_>) {
 }
 
 impl CartIndex {
-    /// Builds an index: fits the quantizer on `corpus.items`, assigns identifiers, builds the
+    /// Builds an index: fits the quantizer on `corpus.items` (or their supervised centroids,
+    /// [`IndexConfig::id_vectors`]), assigns identifiers, builds the
     /// trie, and trains the generator on `corpus.queries` / `corpus.query_items` (holding out
     /// `config.validation_fraction` of them to pick the best epoch).
     ///
@@ -197,16 +198,33 @@ impl CartIndex {
             r.check_finite("re-rank vectors")?;
         }
 
+        // The validation pairs are held out of everything fitted on queries.
+        let (train, valid) = split_pairs(queries, query_items, config);
+
         // 1. Codes [k, v1..vM] for every item.
         let t = Instant::now();
+        let pulled;
+        let id_input = match config.id_vectors {
+            IdVectors::Items => items,
+            IdVectors::Supervised => {
+                items.expect_dim(
+                    "item vectors (relevance-aware identifiers need them in the query space)",
+                    queries.dim(),
+                )?;
+                pulled = centroids(Some(items.as_slice()), n, &train.0, &train.1, items.dim())?;
+                Vectors::new(&pulled, items.dim())?
+            }
+        };
         stage(config.progress, format_args!("fitting the quantizer on {n} items"));
         let quantizer = match &config.quantizer {
             QuantizerConfig::CoarseToFine(c) => {
-                IndexQuantizer::CoarseToFine(Box::new(c.fit(items.view(), device)?.0))
+                IndexQuantizer::CoarseToFine(Box::new(c.fit(id_input.view(), device)?.0))
             }
-            QuantizerConfig::Residual(c) => IndexQuantizer::Residual(c.fit(items.view(), device)?),
+            QuantizerConfig::Residual(c) => {
+                IndexQuantizer::Residual(c.fit(id_input.view(), device)?)
+            }
         };
-        let (coarse, fine) = split_codes(&quantizer.encode(items.view())?);
+        let (coarse, fine) = split_codes(&quantizer.encode(id_input.view())?);
 
         // 2. Identifiers [k, v1..vM, u], with room in u for later items.
         let sizes = quantizer.codebook_sizes();
@@ -236,7 +254,6 @@ impl CartIndex {
         generator_config.position_sizes =
             (0..layout.id_len()).map(|p| layout.position_size(p) as usize).collect();
         generator_config.n_items = n;
-        let (train, valid) = split_pairs(queries, query_items, config);
 
         // Every item in the query space, from the training split only: its re-rank vector,
         // its supervised centroid, or (without re-rank vectors) its queries' centroid.
@@ -422,7 +439,16 @@ impl CartIndex {
             }
         };
 
-        let (coarse, fine) = split_codes(&self.quantizer.encode(items.view())?);
+        let pulled;
+        let id_input = match self.config.id_vectors {
+            IdVectors::Items => items,
+            IdVectors::Supervised => {
+                // no queries yet: the supervised centroid of a new item is its own direction
+                pulled = centroids(Some(items.as_slice()), items.len(), &[], &[], items.dim())?;
+                Vectors::new(&pulled, items.dim())?
+            }
+        };
+        let (coarse, fine) = split_codes(&self.quantizer.encode(id_input.view())?);
         let mut trie = self.trie.clone();
         let keys_vec: Vec<u32> = keys.clone().collect();
         trie.insert_codes(&keys_vec, &coarse, &fine)?;

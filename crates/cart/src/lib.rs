@@ -69,7 +69,8 @@ pub mod synthetic;
 mod vectors;
 
 pub use config::{
-    IndexConfig, QuantizerConfig, SearchMode, SearchOptions, default_generator, default_train,
+    IdVectors, IndexConfig, QuantizerConfig, SearchMode, SearchOptions, default_generator,
+    default_train,
 };
 pub use dense::{DEFAULT_FUSE_LAMBDA, supervised_centroids};
 pub use error::{Error, Result};
