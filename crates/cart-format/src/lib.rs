@@ -186,7 +186,9 @@ impl<'a> Container<'a> {
         if bytes.len() < FIXED + 4 {
             return Err(short());
         }
-        let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let u32_at = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
         let container = u32_at(8);
         if container != CONTAINER_VERSION {
             return Err(FormatError::Version {
@@ -475,8 +477,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cart-format-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("f.bin");
-        let files: Vec<Vec<u8>> =
-            (0..8u8).map(|i| Writer::new("t", 1).section("x", vec![i; 100_000]).to_bytes()).collect();
+        let files: Vec<Vec<u8>> = (0..8u8)
+            .map(|i| Writer::new("t", 1).section("x", vec![i; 100_000]).to_bytes())
+            .collect();
         for _ in 0..20 {
             std::thread::scope(|s| {
                 for f in &files {

@@ -33,7 +33,8 @@ impl IdTrie {
         let (offsets, labels, leaf_item) = self.parts();
         let l = self.layout();
         let layout = [l.n_coarse(), l.n_levels() as u32, l.codebook_size(), l.n_unique()];
-        let nodes: Vec<u8> = labels.iter().flat_map(|lab| (lab.len() as u64).to_le_bytes()).collect();
+        let nodes: Vec<u8> =
+            labels.iter().flat_map(|lab| (lab.len() as u64).to_le_bytes()).collect();
         let flat = |v: &[Vec<u32>]| u32s_to_bytes(&v.concat());
         Writer::new(KIND, FORMAT_VERSION)
             .section("layout", u32s_to_bytes(&layout))
@@ -79,22 +80,24 @@ impl IdTrie {
 /// # Errors
 /// [`Error::Io`] naming the file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    cart_format::write_atomic(path, bytes).map_err(|source| Error::Io { path: path.to_owned(), source })
+    cart_format::write_atomic(path, bytes)
+        .map_err(|source| Error::Io { path: path.to_owned(), source })
 }
 
 fn decode(bytes: &[u8], path: &Path) -> Result<IdTrie> {
     let corrupt = |reason: String| Error::Corrupt { path: path.to_owned(), reason };
-    let file = Container::parse(bytes)
-        .and_then(|c| c.expect(KIND, FORMAT_VERSION))
-        .map_err(|e| match e {
+    let file = Container::parse(bytes).and_then(|c| c.expect(KIND, FORMAT_VERSION)).map_err(
+        |e| match e {
             cart_format::FormatError::Version { found, supported, .. } => {
                 Error::UnsupportedVersion { path: path.to_owned(), found, supported }
             }
             other => corrupt(other.to_string()),
-        })?;
+        },
+    )?;
     let section = |name: &str| -> Result<Vec<u32>> {
         let b = file.section(name).map_err(|e| corrupt(e.to_string()))?;
-        bytes_to_u32s(b).ok_or_else(|| corrupt(format!("section {name}: length not a multiple of 4")))
+        bytes_to_u32s(b)
+            .ok_or_else(|| corrupt(format!("section {name}: length not a multiple of 4")))
     };
     let head = section("layout")?;
     let [n_coarse, n_levels, codebook_size, n_unique] = head[..] else {
@@ -116,7 +119,7 @@ fn decode(bytes: &[u8], path: &Path) -> Result<IdTrie> {
     }
     // the sizes the counts imply, checked before anything is built
     let want = |name: &str, got: usize, n: Option<u64>| -> Result<()> {
-        if n != Some(got as u64 / 4) || got % 4 != 0 {
+        if n != Some(got as u64 / 4) || !got.is_multiple_of(4) {
             return Err(corrupt(format!("{name}: {got} bytes do not match the node counts")));
         }
         Ok(())

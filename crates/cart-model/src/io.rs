@@ -1,19 +1,14 @@
 //! Saving and loading a [`Generator`], one file each.
 //!
-//! Layout (all integers little-endian):
+//! A [`cart_format`] container of kind `cart-generator` (version [`FORMAT_VERSION`]) with two
+//! sections: `header`, JSON with the writing crate's version and the [`GeneratorConfig`], and
+//! `weights`, the weights as a burn record (burnpack bytes).
 //!
-//! | bytes | content |
-//! | --- | --- |
-//! | 8 | magic `CARTGEN1` |
-//! | 4 | format version (`u32`, now 1) |
-//! | 8 | header length `H` (`u64`) |
-//! | `H` | header: JSON with the kind, the writing crate's version and the [`GeneratorConfig`] |
-//! | .. | the weights as a burn record (burnpack bytes) |
-//! | 4 | CRC-32 of everything before it |
-//!
-//! Writes are atomic (temporary file, then rename). Loading checks the magic, version, lengths,
-//! checksum and kind, validates the config, and loads the weights into a model built from it,
-//! so a weight of another shape is an [`Error::Checkpoint`], never a panic.
+//! Writes are atomic and durable ([`cart_format::write_atomic`]). Loading checks the container
+//! (magic, versions, lengths, checksum), validates the config, refuses one that needs more
+//! parameters than the stored weights hold before allocating, and loads the weights into a
+//! model built from it, so a weight of another shape is an [`Error::Checkpoint`], never a
+//! panic.
 
 use std::path::Path;
 
@@ -26,25 +21,21 @@ use crate::generator::Generator;
 use crate::model::GeneratorConfig;
 use crate::{Error, Result};
 
-const MAGIC: &[u8; 8] = b"CARTGEN1";
+/// Container kind of a generator file.
+pub const KIND: &str = "cart-generator";
 /// Version of the checkpoint format [`Generator::save`] writes.
-pub const FORMAT_VERSION: u32 = 1;
-const KIND: &str = "cart-model generator";
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
-    kind: String,
     crate_version: String,
     config: GeneratorConfig,
-    weights_len: u64,
 }
 
-/// Atomic write (temporary sibling file, sync, rename), with I/O errors as [`Error::Io`].
+/// Atomic, durable write ([`cart_format::write_atomic`]), with I/O errors as [`Error::Io`].
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    cart_ids::write_atomic(path, bytes).map_err(|e| match e {
-        cart_ids::Error::Io { path, source } => Error::Io { path, source },
-        other => Error::Ids(other),
-    })
+    cart_format::write_atomic(path, bytes)
+        .map_err(|source| Error::Io { path: path.to_owned(), source })
 }
 
 impl Generator {
@@ -60,22 +51,12 @@ impl Generator {
             .into_record()
             .into_bytes()
             .map_err(|e| Error::tensor(format!("burn record: {e}")))?;
-        let header = Header {
-            kind: KIND.into(),
-            crate_version: env!("CARGO_PKG_VERSION").into(),
-            config: self.config.clone(),
-            weights_len: weights.len() as u64,
-        };
-        let header = serde_json::to_vec(&header)?;
-        let mut out = Vec::with_capacity(24 + header.len() + weights.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(&weights);
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        Ok(out)
+        let header =
+            Header { crate_version: env!("CARGO_PKG_VERSION").into(), config: self.config.clone() };
+        Ok(cart_format::Writer::new(KIND, FORMAT_VERSION)
+            .section("header", serde_json::to_vec(&header)?)
+            .section("weights", weights.to_vec())
+            .to_bytes())
     }
 
     /// Saves the config and weights to `path`, atomically.
@@ -112,44 +93,21 @@ impl Generator {
     /// As [`Generator::load`].
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
         let bad = |reason: String| Error::Checkpoint { path: "<bytes>".into(), reason };
-        if bytes.len() < 24 {
-            return Err(bad(format!("truncated: {} bytes", bytes.len())));
-        }
-        if &bytes[..8] != MAGIC {
-            return Err(bad("not a cart-model checkpoint (bad magic)".into()));
-        }
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
-        let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != FORMAT_VERSION {
-            return Err(bad(format!(
-                "format version {version}, this build reads {FORMAT_VERSION}"
-            )));
-        }
-        if crc32fast::hash(body) != stored {
-            return Err(bad("checksum mismatch: the file is corrupt or truncated".into()));
-        }
-        let mut len = [0u8; 8];
-        len.copy_from_slice(&bytes[12..20]);
-        let header_len = usize::try_from(u64::from_le_bytes(len)).unwrap_or(usize::MAX);
-        let header_end = 20usize.saturating_add(header_len);
-        if header_end > body.len() {
-            return Err(bad(format!("header of {header_len} bytes past the end")));
-        }
-        let header: Header = serde_json::from_slice(&body[20..header_end])
-            .map_err(|e| bad(format!("header: {e}")))?;
-        if header.kind != KIND {
-            return Err(bad(format!("kind {:?}, expected {KIND:?}", header.kind)));
-        }
-        let weights = &body[header_end..];
-        if weights.len() as u64 != header.weights_len {
-            return Err(bad(format!(
-                "weights of {} bytes, header says {}",
-                weights.len(),
-                header.weights_len
-            )));
-        }
+        let file = cart_format::Container::parse(bytes)
+            .and_then(|c| c.expect(KIND, FORMAT_VERSION))
+            .map_err(|e| bad(e.to_string()))?;
+        let section = |name: &str| file.section(name).map_err(|e| bad(e.to_string()));
+        let header: Header =
+            serde_json::from_slice(section("header")?).map_err(|e| bad(format!("header: {e}")))?;
+        let weights = section("weights")?;
         header.config.validate().map_err(|e| bad(format!("stored config: {e}")))?;
+        let needed = header.config.min_params().and_then(|n| n.checked_mul(4));
+        if needed.is_none_or(|n| n > weights.len()) {
+            return Err(bad(format!(
+                "the stored config needs more parameters than the {} bytes of weights hold",
+                weights.len()
+            )));
+        }
         let model = header.config.build(device);
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
             .map_err(|e| bad(format!("weights: {e}")))?;

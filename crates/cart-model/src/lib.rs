@@ -76,7 +76,7 @@ mod train;
 
 pub use error::{Error, Result};
 pub use generator::{Generator, Pairs};
-pub use io::FORMAT_VERSION;
+pub use io::{FORMAT_VERSION, KIND};
 pub use model::GeneratorConfig;
 pub use scorer::GeneratorScorer;
 pub use train::{EpochStats, TrainConfig, TrainHistory};

@@ -187,7 +187,26 @@ impl GeneratorConfig {
                 ));
             }
         }
+        if self.min_params().is_none_or(|n| n > MAX_TENSOR) {
+            return Err(Error::config(
+                "d_ff",
+                self.d_ff,
+                "the model would hold over 2^31 parameters (d_ff, d_model and the layer counts)",
+            ));
+        }
         Ok(())
+    }
+
+    /// A lower bound on the number of parameters (the feed-forward, embedding and item
+    /// tables; attention and norms are left out), `None` on overflow: what a config must at
+    /// least cost before it is built, and what stored weights must at least hold.
+    pub(crate) fn min_params(&self) -> Option<usize> {
+        let layers = self.n_encoder_layers.checked_add(self.n_decoder_layers)?;
+        let ff = self.d_ff.checked_mul(self.d_model)?.checked_mul(2)?.checked_mul(layers)?;
+        let embed = self.vocab_size.checked_mul(self.d_model)?;
+        let items =
+            if self.dense_head { self.n_items.checked_mul(self.query_width())? } else { 0 };
+        ff.checked_add(embed)?.checked_add(items)
     }
 
     pub(crate) fn build(&self, device: &Device) -> GeneratorModel {

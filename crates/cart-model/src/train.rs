@@ -83,7 +83,12 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    fn validate(&self) -> Result<()> {
+    /// Checks every field (sizes at least 1, rates finite and in range).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the field.
+    pub fn validate(&self) -> Result<()> {
         let positive = [
             ("batch_size", self.batch_size),
             ("beam_width", self.beam_width),

@@ -284,10 +284,19 @@ fn save_load_reproduces_logits() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-fn with_crc(mut body: Vec<u8>) -> Vec<u8> {
-    let crc = crc32fast::hash(&body);
-    body.extend_from_slice(&crc.to_le_bytes());
-    body
+/// The checkpoint re-framed (a valid container) with its header edited and its kind version
+/// set: what a forger or a buggy writer produces.
+fn reframed(bytes: &[u8], version: u32, edit: impl Fn(&str) -> String) -> Vec<u8> {
+    let file = cart_format::Container::parse(bytes).unwrap();
+    let mut w = cart_format::Writer::new(file.kind(), version);
+    for name in file.section_names() {
+        let mut section = file.section(name).unwrap().to_vec();
+        if name == "header" {
+            section = edit(std::str::from_utf8(&section).unwrap()).into_bytes();
+        }
+        w = w.section(name, section);
+    }
+    w.to_bytes()
 }
 
 #[test]
@@ -308,22 +317,25 @@ fn bad_checkpoints_are_typed_errors() {
     let mut magic = bytes.clone();
     magic[0] = b'X';
     assert!(is_bad(&magic), "bad magic");
-    let body = &bytes[..bytes.len() - 4];
-    let mut version = body.to_vec();
-    version[8] = 9;
-    assert!(is_bad(&with_crc(version)), "other format version");
+    let v = cart_model::FORMAT_VERSION;
+    assert!(is_bad(&reframed(&bytes, v + 7, str::to_owned)), "other format version");
+    assert!(Generator::from_bytes(&reframed(&bytes, v, str::to_owned), &device).is_ok());
 
     // A well-formed file whose config does not match its weights (d_ff 64 -> 48).
-    let header_len = u64::from_le_bytes(body[12..20].try_into().unwrap()) as usize;
-    let header = std::str::from_utf8(&body[20..20 + header_len]).unwrap();
-    assert!(header.contains("\"d_ff\":64"));
-    let tampered = header.replace("\"d_ff\":64", "\"d_ff\":48");
-    let mut other = body[..12].to_vec();
-    other.extend_from_slice(&(tampered.len() as u64).to_le_bytes());
-    other.extend_from_slice(tampered.as_bytes());
-    other.extend_from_slice(&body[20 + header_len..]);
-    let err = Generator::from_bytes(&with_crc(other), &device).unwrap_err();
+    let tampered = reframed(&bytes, v, |h| {
+        assert!(h.contains("\"d_ff\":64"));
+        h.replace("\"d_ff\":64", "\"d_ff\":48")
+    });
+    let err = Generator::from_bytes(&tampered, &device).unwrap_err();
     assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+    // One that claims a model far larger than its weights: refused before it is built.
+    let huge = reframed(&bytes, v, |h| h.replace("\"d_ff\":64", "\"d_ff\":4000000"));
+    match Generator::from_bytes(&huge, &device) {
+        Err(Error::Checkpoint { reason, .. }) => {
+            assert!(reason.contains("more parameters"), "{reason}")
+        }
+        other => panic!("expected a checkpoint error, got {other:?}"),
+    }
 
     let missing = Generator::load("/nonexistent/dir/g.cart", &device).unwrap_err();
     assert!(matches!(missing, Error::Io { .. }));

@@ -9,6 +9,10 @@ use ndarray::{ArrayView2, Axis, Slice};
 
 use crate::{Error, Result};
 
+/// Largest magnitude of an input value: `(1e16)^2` times a width of up to a million still fits
+/// in `f32`, so squared distances cannot overflow.
+pub const MAX_ABS_VALUE: f32 = 1e16;
+
 /// Rows per tensor chunk in assignment and encoding.
 pub(crate) const CHUNK_ROWS: usize = 16_384;
 
@@ -28,8 +32,13 @@ pub(crate) fn check_data(
         return Err(Error::DimMismatch { what, got: n_cols, expected });
     }
     for (row, values) in data.outer_iter().enumerate() {
-        if let Some((col, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::NonFinite { what, row, col, value });
+        if let Some((col, &value)) =
+            values.iter().enumerate().find(|(_, v)| !v.is_finite() || v.abs() > MAX_ABS_VALUE)
+        {
+            return Err(match value.is_finite() {
+                false => Error::NonFinite { what, row, col, value },
+                true => Error::TooLarge { what, row, col, value },
+            });
         }
     }
     Ok(())

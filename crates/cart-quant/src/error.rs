@@ -31,6 +31,22 @@ pub enum Error {
         /// The bad value.
         value: f32,
     },
+    /// A value is finite but so large that squared distances overflow `f32` (the codes would
+    /// be meaningless): magnitudes up to [`MAX_ABS_VALUE`](crate::MAX_ABS_VALUE) are taken.
+    #[error(
+        "{what}: value at row {row}, column {col} is {value}, beyond +-1e16 where squared \
+         distances overflow f32; scale the vectors down (e.g. normalise them)"
+    )]
+    TooLarge {
+        /// What was being fitted or encoded.
+        what: &'static str,
+        /// Row of the first bad value.
+        row: usize,
+        /// Column of the first bad value.
+        col: usize,
+        /// The bad value.
+        value: f32,
+    },
     /// The vectors have a different width than the quantizer expects.
     #[error("{what}: vectors have {got} dimensions, expected {expected}")]
     DimMismatch {

@@ -74,11 +74,12 @@ impl Writer {
         Ok(())
     }
 
-    fn to_bytes(self) -> Result<Vec<u8>> {
+    fn into_bytes(self) -> Result<Vec<u8>> {
         let (infos, payloads): (Vec<_>, Vec<_>) = self.blobs.into_iter().unzip();
         let names: Vec<String> = infos.iter().map(|b| b.name.clone()).collect();
         let header = Header { kind: self.kind.into(), config: self.config, blobs: infos };
-        let mut file = FileWriter::new(KIND, FORMAT_VERSION).section("header", serde_json::to_vec(&header)?);
+        let mut file =
+            FileWriter::new(KIND, FORMAT_VERSION).section("header", serde_json::to_vec(&header)?);
         for (name, bytes) in names.iter().zip(payloads) {
             file = file.section(name, bytes);
         }
@@ -118,8 +119,9 @@ impl<'a> Reader<'a> {
         let file = Container::parse(bytes)
             .and_then(|c| c.expect(KIND, FORMAT_VERSION))
             .map_err(|e| bad(e.to_string()))?;
-        let header: Header = serde_json::from_slice(file.section("header").map_err(|e| bad(e.to_string()))?)
-            .map_err(|e| bad(format!("corrupt header: {e}")))?;
+        let header: Header =
+            serde_json::from_slice(file.section("header").map_err(|e| bad(e.to_string()))?)
+                .map_err(|e| bad(format!("corrupt header: {e}")))?;
         Ok(Self { path, kind: header.kind, config: header.config, file, blobs: header.blobs })
     }
 
@@ -334,7 +336,7 @@ impl KMeans {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut w = Writer::new("kmeans", serde_json::Value::Null);
         w.matrix("centroids", self.centroids());
-        w.to_bytes()
+        w.into_bytes()
     }
 
     /// Reads centroids written by [`KMeans::to_bytes`]; assignment runs on `device`.
@@ -378,7 +380,7 @@ impl ResidualQuantizer {
         for (l, level) in self.levels().iter().enumerate() {
             w.matrix(&format!("level{l}"), level.centroids());
         }
-        w.to_bytes()
+        w.into_bytes()
     }
 
     /// Reads a quantizer written by [`ResidualQuantizer::to_bytes`].
@@ -420,7 +422,7 @@ impl RqVae {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut w = Writer::new("rqvae", serde_json::to_value(self.config())?);
         w.rqvae("model", self)?;
-        w.to_bytes()
+        w.into_bytes()
     }
 
     /// Reads a model written by [`RqVae::to_bytes`] onto `device`.
@@ -465,7 +467,7 @@ impl CoarseToFine {
         let mut w = Writer::new("coarse_to_fine", serde_json::to_value(self.fine().config())?);
         w.matrix("coarse", self.coarse().centroids());
         w.rqvae("fine", self.fine())?;
-        w.to_bytes()
+        w.into_bytes()
     }
 
     /// Reads a quantizer written by [`CoarseToFine::to_bytes`] onto `device`.

@@ -74,9 +74,10 @@ mod residual;
 mod rqvae;
 
 pub use coarse::{CoarseToFine, CoarseToFineConfig};
+pub use data::MAX_ABS_VALUE;
 pub use diagnostics::Diagnostics;
-pub use io::{AnyQuantizer, FORMAT_VERSION, KIND};
 pub use error::{Error, Result};
+pub use io::{AnyQuantizer, FORMAT_VERSION, KIND};
 pub use kmeans::{KMeans, KMeansConfig, KMeansEngine};
 pub use quantizer::Quantizer;
 pub use residual::{ResidualQuantizer, ResidualQuantizerConfig};

@@ -318,7 +318,8 @@ impl RqVaeConfig {
         let decoder = widths.windows(2).try_fold(0usize, |acc, w| {
             acc.checked_add(w[1].checked_mul(w[0])?.checked_add(w[0])?)
         })?;
-        let codebooks = self.n_levels.checked_mul(self.codebook_size)?.checked_mul(self.d_latent)?;
+        let codebooks =
+            self.n_levels.checked_mul(self.codebook_size)?.checked_mul(self.d_latent)?;
         mlp.checked_add(decoder)?.checked_add(codebooks)
     }
 

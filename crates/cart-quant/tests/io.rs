@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use cart_quant::{
-    AnyQuantizer, CoarseToFine, CoarseToFineConfig, Error, KMeans, KMeansConfig, Quantizer, ResidualQuantizer,
-    ResidualQuantizerConfig, RqVae,
+    AnyQuantizer, CoarseToFine, CoarseToFineConfig, Error, KMeans, KMeansConfig, Quantizer,
+    ResidualQuantizer, ResidualQuantizerConfig, RqVae,
 };
 
 use crate::common::{device, uniform};

@@ -83,7 +83,22 @@ fn typed_errors_on_bad_input() {
             KMeansConfig::new(2).with_engine(engine).fit(bad.view(), &dev),
             Err(Error::NonFinite { .. })
         ));
+        // finite, but squared distances would overflow f32: a typed error, not collapsed codes
+        bad[[3, 2]] = 1e20;
+        assert!(matches!(
+            KMeansConfig::new(2).with_engine(engine).fit(bad.view(), &dev),
+            Err(Error::TooLarge { row: 3, col: 2, .. })
+        ));
     }
+    let kmeans = KMeansConfig::new(2).fit(data.view(), &dev).unwrap();
+    let huge = data.mapv(|x| x * 1e30);
+    assert!(matches!(kmeans.predict(huge.view()), Err(Error::TooLarge { .. })));
+    // up to the limit, scaled data keeps its clusters
+    let scaled = data.mapv(|x| x * 1e15);
+    let a = kmeans.predict(data.view()).unwrap();
+    let b = KMeansConfig::new(2).fit(scaled.view(), &dev).unwrap().predict(scaled.view()).unwrap();
+    let agree = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+    assert!(agree == a.len() || agree == 0, "a relabelling at most: {agree} of {}", a.len());
     let empty = Array2::<f32>::zeros((0, 4));
     assert!(matches!(KMeansConfig::new(1).fit(empty.view(), &dev), Err(Error::EmptyData { .. })));
     let kmeans = KMeansConfig::new(2).fit(data.view(), &dev).unwrap();

@@ -71,6 +71,44 @@ impl DenseIndex {
         Ok(Self { dim, metric, vectors })
     }
 
+    /// An index over vectors as [`DenseIndex::vector`] hands them out (for cosine: already
+    /// normalised), taken as they are: a stored index reloads bit-identical, where
+    /// [`DenseIndex::new`] would normalise every row again (and move it by an ulp).
+    ///
+    /// # Errors
+    /// As [`DenseIndex::new`], and for cosine [`Error::InvalidParameter`] when a row's norm is
+    /// not 1 (within 1e-3): the vectors were not prepared by a `DenseIndex`.
+    pub fn from_prepared(vectors: Vec<f32>, dim: usize, metric: Metric) -> Result<Self> {
+        if dim == 0 {
+            return Err(Error::InvalidParameter {
+                name: "dim",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if !vectors.len().is_multiple_of(dim) {
+            return Err(Error::DimensionMismatch { expected: dim, got: vectors.len() % dim });
+        }
+        if vectors.is_empty() {
+            return Err(Error::EmptyIndex);
+        }
+        u32::try_from(vectors.len() / dim).map_err(|_| Error::InvalidParameter {
+            name: "vectors",
+            reason: "more than u32::MAX items".into(),
+        })?;
+        for (index, row) in vectors.chunks_exact(dim).enumerate() {
+            if row.iter().any(|x| !x.is_finite()) {
+                return Err(Error::NonFinite { what: "item", index });
+            }
+            if metric == Metric::Cosine && (dot(row, row).sqrt() - 1.0).abs() > 1e-3 {
+                return Err(Error::InvalidParameter {
+                    name: "vectors",
+                    reason: format!("row {index} is not normalised"),
+                });
+            }
+        }
+        Ok(Self { dim, metric, vectors })
+    }
+
     /// Vector width.
     pub fn dim(&self) -> usize {
         self.dim

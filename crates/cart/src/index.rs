@@ -6,54 +6,22 @@ use std::time::Instant;
 use burn::prelude::Device;
 use cart_ids::{IdAssignment, IdDiagnostics, IdLayout, IdTrie, assign_ids};
 use cart_model::{Generator, Pairs, TrainConfig, TrainHistory};
-use cart_quant::{CoarseToFine, Quantizer, ResidualQuantizer};
+use cart_quant::{AnyQuantizer, Quantizer};
 use cart_search::{BeamSearchConfig, DenseIndex, Hit};
-use ndarray::{Array2, ArrayView2};
+use ndarray::Array2;
 
 use crate::config::{IdVectors, IndexConfig, QuantizerConfig, SearchMode, SearchOptions};
 use crate::dense::{DEFAULT_FUSE_LAMBDA, centroids, fuse, pick_lambda};
 use crate::vectors::Vectors;
 use crate::{Error, Result};
 
-/// The fitted quantizer of an index.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum IndexQuantizer {
-    /// K-Means + RQ-VAE on the residual.
-    CoarseToFine(Box<CoarseToFine>),
-    /// Residual K-Means.
-    Residual(ResidualQuantizer),
-}
+/// Most uniqueness values [`IndexConfig::unique_headroom`] may ask for (beyond what the
+/// largest collision needs): `U` tokens are part of the generator's vocabulary.
+pub const MAX_UNIQUE: usize = 1 << 16;
 
-impl Quantizer for IndexQuantizer {
-    fn d_input(&self) -> usize {
-        match self {
-            Self::CoarseToFine(q) => q.d_input(),
-            Self::Residual(q) => q.d_input(),
-        }
-    }
-
-    fn codebook_sizes(&self) -> Vec<usize> {
-        match self {
-            Self::CoarseToFine(q) => q.codebook_sizes(),
-            Self::Residual(q) => q.codebook_sizes(),
-        }
-    }
-
-    fn encode(&self, data: ArrayView2<'_, f32>) -> cart_quant::Result<Array2<u32>> {
-        match self {
-            Self::CoarseToFine(q) => q.encode(data),
-            Self::Residual(q) => q.encode(data),
-        }
-    }
-
-    fn decode(&self, codes: ArrayView2<'_, u32>) -> cart_quant::Result<Array2<f32>> {
-        match self {
-            Self::CoarseToFine(q) => q.decode(codes),
-            Self::Residual(q) => q.decode(codes),
-        }
-    }
-}
+/// The fitted quantizer of an index: [`cart_quant::AnyQuantizer`] (coarse-to-fine or
+/// residual; its file names its kind).
+pub type IndexQuantizer = AnyQuantizer;
 
 /// What an index is built from: item vectors, training queries paired with items, and
 /// optionally the item vectors in the query space for the dense re-rank.
@@ -218,11 +186,9 @@ impl CartIndex {
         stage(config.progress, format_args!("fitting the quantizer on {n} items"));
         let quantizer = match &config.quantizer {
             QuantizerConfig::CoarseToFine(c) => {
-                IndexQuantizer::CoarseToFine(Box::new(c.fit(id_input.view(), device)?.0))
+                AnyQuantizer::from(c.fit(id_input.view(), device)?.0)
             }
-            QuantizerConfig::Residual(c) => {
-                IndexQuantizer::Residual(c.fit(id_input.view(), device)?)
-            }
+            QuantizerConfig::Residual(c) => AnyQuantizer::from(c.fit(id_input.view(), device)?),
         };
         let (coarse, fine) = split_codes(&quantizer.encode(id_input.view())?);
 
@@ -231,6 +197,16 @@ impl CartIndex {
         let probe = layout(&sizes, n32)?;
         let needed = assign_ids(&probe, &coarse, &fine)?.largest_group();
         let n_unique = ((needed as f64 * config.unique_headroom).ceil() as usize).max(needed);
+        if n_unique > MAX_UNIQUE.max(needed) {
+            return Err(Error::config(
+                "unique_headroom",
+                format!(
+                    "{} (U = {n_unique} for a largest group of {needed})",
+                    config.unique_headroom
+                ),
+                "U may exceed the largest collision group only up to 65,536 values",
+            ));
+        }
         let layout = layout(&sizes, u32::try_from(n_unique).unwrap_or(u32::MAX))?;
         let ids = assign_ids(&layout, &coarse, &fine)?;
         let trie = ids.to_trie()?;

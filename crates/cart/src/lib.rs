@@ -74,7 +74,7 @@ pub use config::{
 };
 pub use dense::{DEFAULT_FUSE_LAMBDA, supervised_centroids};
 pub use error::{Error, Result};
-pub use index::{CartIndex, Corpus, FineTune, IndexQuantizer, split_codes};
+pub use index::{CartIndex, Corpus, FineTune, IndexQuantizer, MAX_UNIQUE, split_codes};
 pub use store::{FORMAT, FORMAT_VERSION};
 pub use vectors::Vectors;
 

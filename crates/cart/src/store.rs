@@ -2,45 +2,61 @@
 //!
 //! ```text
 //! my-index/
-//!   index.json       manifest: format name and version, the IndexConfig, sizes, and the
-//!                    length and CRC-32 of every other file
-//!   quantizer.bin    the fitted quantizer (cart-quant's CARTQNT1 file)
-//!   trie.bin         identifiers and the prefix trie (cart-ids' CARTTRIE file)
-//!   generator.bin    generator config and weights (cart-model's checksummed file)
-//!   rerank.bin       re-rank vectors (CARTVEC1, below), only if the index has them
+//!   index.json       manifest: format name and version, a random save id, the IndexConfig,
+//!                    sizes, the length and content digest of every other file, and the
+//!                    CRC-32 of the manifest itself
+//!   quantizer.bin    the fitted quantizer (cart-quant's `cart-quantizer` container)
+//!   trie.bin         identifiers and the prefix trie (cart-ids' `cart-trie` container)
+//!   generator.bin    generator config and weights (cart-model's `cart-generator` container)
+//!   rerank.bin       re-rank vectors (a `cart-vectors` container, below), if the index has them
 //!   history.json     the generator's training history
+//! .my-index.lock     beside the directory: serialises saves, and loads against saves
 //! ```
 //!
-//! `rerank.bin`, all integers little-endian: magic `CARTVEC1`, version `u32` (1), metric `u32`
-//! (0 cosine, 1 inner product), rows `u64`, width `u64`, `rows * width` `f32` values (for
-//! cosine already normalised), CRC-32 `u32` of everything before it.
+//! Every binary file is a [`cart_format`] container. `rerank.bin` has a `header` section
+//! (JSON: metric, rows, width) and a `values` section (`rows * width` little-endian `f32`,
+//! for cosine already normalised, loaded as stored).
 //!
-//! A save writes a complete new directory next to the target (`.NAME.tmp-*`), `fsync`s every
-//! file, then swaps it in with two renames (old index to `.NAME.old-*`, new one into place,
-//! then the old one is deleted): a reader never sees a mix of two saves. A crash between the
-//! two renames leaves no `NAME`, and the previous index whole in `.NAME.old-*`. A load
-//! checks the manifest's version, every file's length and checksum, and that the parts agree
-//! (layout vs generator vocabulary, quantizer codebooks vs layout, item counts, widths).
+//! **Identity.** A container's trailing CRC-32 makes every intact file's whole-file CRC the
+//! same constant, so the manifest records each file's *digest* (the CRC of its contents before
+//! that trailer; for JSON files, of the whole file). A file from another index or another save
+//! of the same one has another digest and is refused, as is a manifest edited by hand (its own
+//! checksum) or one whose config does not validate.
+//!
+//! **Atomicity.** A save takes an exclusive lock on `.NAME.lock`, writes a complete new
+//! directory next to the target (`.NAME.tmp-*`), `fsync`s every file and the directory, then
+//! swaps it in with two renames (old index to `.NAME.old-*`, new one into place, `fsync` of
+//! the parent) and deletes the old one. A load takes the shared lock while it reads, reads
+//! every file once and checks it against the manifest, so it sees the old index or the new
+//! one, never a mix (without the lock, e.g. on a read-only folder, a mix is detected by the
+//! digests and the load retried).
+//!
+//! **Recovery.** A crash between the two renames leaves no `NAME` and the previous index
+//! whole in `.NAME.old-*`: the next load or save renames it back. Stale `.NAME.tmp-*` and
+//! `.NAME.old-*` siblings of crashed saves are removed by the next save (under the lock, no
+//! other save can own them). A save through a symbolic link replaces the directory it points
+//! at and keeps the link.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::Device;
-use cart_ids::{IdAssignment, IdTrie, write_atomic};
+use cart_format::{Container, Writer, bytes_to_f32s, f32s_to_bytes};
+use cart_ids::{IdAssignment, IdTrie};
 use cart_model::{Generator, TrainHistory};
-use cart_quant::{CoarseToFine, Quantizer, ResidualQuantizer};
+use cart_quant::{AnyQuantizer, Quantizer};
 use cart_search::{DenseIndex, Metric};
 use serde::{Deserialize, Serialize};
 
 use crate::config::IndexConfig;
-use crate::index::{CartIndex, IndexQuantizer, layout};
+use crate::index::{CartIndex, layout};
 use crate::{Error, Result};
 
 /// Name in the manifest's `format` field.
 pub const FORMAT: &str = "cart-index";
 /// Version of the index directory layout this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 const MANIFEST: &str = "index.json";
 const QUANTIZER: &str = "quantizer.bin";
@@ -49,56 +65,187 @@ const GENERATOR: &str = "generator.bin";
 const RERANK: &str = "rerank.bin";
 const HISTORY: &str = "history.json";
 
-const VEC_MAGIC: &[u8; 8] = b"CARTVEC1";
-const VEC_VERSION: u32 = 1;
-const VEC_HEADER: usize = 8 + 4 + 4 + 8 + 8;
+const VECTORS_KIND: &str = "cart-vectors";
+const VECTORS_VERSION: u32 = 1;
+
+/// How often a load starts again when a concurrent writer changed files under it.
+const LOAD_ATTEMPTS: usize = 5;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Manifest {
     format: String,
     version: u32,
     crate_version: String,
+    save_id: String,
     n_items: usize,
     item_dim: usize,
     query_dim: usize,
     quantizer: String,
+    rerank: bool,
     config: IndexConfig,
     files: BTreeMap<String, FileEntry>,
+    /// CRC-32 of the manifest serialised with this field 0.
+    checksum: u32,
+}
+
+impl Manifest {
+    fn to_bytes(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self).map_err(|e| Error::format(MANIFEST, e))
+    }
+
+    fn sealed(mut self) -> Result<Vec<u8>> {
+        self.checksum = 0;
+        self.checksum = crc32fast::hash(&self.to_bytes()?);
+        self.to_bytes()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct FileEntry {
     bytes: u64,
-    crc32: u32,
+    digest: u32,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct VectorsHeader {
+    metric: Metric,
+    rows: usize,
+    dim: usize,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|e| Error::io(path, e))
 }
 
-fn entry(bytes: &[u8]) -> FileEntry {
-    FileEntry { bytes: bytes.len() as u64, crc32: crc32fast::hash(bytes) }
+fn entry(name: &str, bytes: &[u8]) -> FileEntry {
+    let digest = match name.ends_with(".bin") {
+        true => cart_format::digest(bytes),
+        false => crc32fast::hash(bytes),
+    };
+    FileEntry { bytes: bytes.len() as u64, digest }
 }
 
-/// A sibling of `dir` named `.{name}.{tag}-{pid}-{nanos}`.
-fn sibling(dir: &Path, tag: &str) -> Result<PathBuf> {
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+/// `.NAME.lock` beside `dir`.
+fn lock_path(dir: &Path) -> Result<PathBuf> {
     let name = dir
         .file_name()
         .ok_or_else(|| Error::format(dir, "an index directory path needs a final name"))?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
     let mut s = std::ffi::OsString::from(".");
     s.push(name);
-    s.push(format!(".{tag}-{}-{nanos}", std::process::id()));
+    s.push(".lock");
     Ok(dir.with_file_name(s))
 }
 
+/// The exclusive lock of a save (held until dropped).
+fn lock_exclusive(dir: &Path) -> Result<fs::File> {
+    let path = lock_path(dir)?;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_error(&path))?;
+    file.lock().map_err(io_error(&path))?;
+    Ok(file)
+}
+
+/// The shared lock of a load, when the lock file exists and can be opened.
+fn lock_shared(dir: &Path) -> Option<fs::File> {
+    let file = fs::File::open(lock_path(dir).ok()?).ok()?;
+    file.lock_shared().ok()?;
+    Some(file)
+}
+
+/// Siblings of `dir` left by saves: `(tmp, old)` directories.
+fn leftovers(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let parent = match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) => p.to_owned(),
+        None => PathBuf::from("."),
+    };
+    let (mut tmp, mut old) = (Vec::new(), Vec::new());
+    if let Ok(entries) = fs::read_dir(&parent) {
+        for e in entries.flatten() {
+            let p = dir.with_file_name(e.file_name());
+            if cart_format::is_sibling_of(&p, dir, "tmp") {
+                tmp.push(p);
+            } else if cart_format::is_sibling_of(&p, dir, "old") {
+                old.push(p);
+            }
+        }
+    }
+    (tmp, old)
+}
+
+/// With no `dir`, puts back the newest `.NAME.old-*` that holds a readable manifest (a save
+/// that crashed between its two renames). Returns whether it did.
+fn recover(dir: &Path) -> Result<bool> {
+    if dir.exists() {
+        return Ok(false);
+    }
+    let (_, mut old) = leftovers(dir);
+    old.retain(|p| read_manifest(&p.join(MANIFEST)).is_ok());
+    old.sort_by_key(|p| fs::metadata(p).and_then(|m| m.modified()).ok());
+    match old.pop() {
+        None => Ok(false),
+        Some(newest) => {
+            fs::rename(&newest, dir).map_err(io_error(dir))?;
+            cart_format::sync_dir(dir.parent().unwrap_or(Path::new("."))).map_err(io_error(dir))?;
+            Ok(true)
+        }
+    }
+}
+
+/// Reads and checks a manifest: JSON, format, version, its own checksum, the config.
+fn read_manifest(path: &Path) -> Result<Manifest> {
+    let bytes = read(path)?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::format(path, format!("not JSON: {e}")))?;
+    // Format and version first, so a newer layout gets a version error, not a parse error.
+    if json.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+        return Err(Error::format(path, "not a cart index manifest"));
+    }
+    let version = json.get("version").and_then(serde_json::Value::as_u64);
+    if version != Some(u64::from(FORMAT_VERSION)) {
+        return Err(Error::format(
+            path,
+            format!(
+                "format version {} (this build reads version {FORMAT_VERSION}; re-fit or save \
+                 the index with this version)",
+                version.map_or("missing".into(), |v| v.to_string())
+            ),
+        ));
+    }
+    let mut manifest: Manifest = serde_json::from_value(json)
+        .map_err(|e| Error::format(path, format!("bad manifest: {e}")))?;
+    let stored = manifest.checksum;
+    manifest.checksum = 0;
+    if crc32fast::hash(&manifest.to_bytes()?) != stored {
+        return Err(Error::format(path, "checksum mismatch: the manifest was edited or damaged"));
+    }
+    manifest.config.validate().map_err(|e| Error::format(path, format!("stored config: {e}")))?;
+    manifest
+        .config
+        .train
+        .validate()
+        .map_err(|e| Error::format(path, format!("stored training config: {e}")))?;
+    Ok(manifest)
+}
+
+/// A load that found a file of another save: worth starting again.
+struct Changed(Error);
+
 impl CartIndex {
-    /// Saves every part to the directory `dir` (created if needed), atomically: the complete
-    /// new index is written beside it, then swapped in. An existing `dir` must be empty or a
+    /// Saves every part to the directory `dir` (created if needed), atomically and durably:
+    /// the complete new index is written beside it, then swapped in (see the
+    /// [module docs](crate::store) for the protocol). An existing `dir` must be empty or a
     /// cart index directory holding nothing but index files (it is then replaced); anything
-    /// else is refused, so a wrong path cannot destroy unrelated files.
+    /// else is refused, so a wrong path cannot destroy unrelated files. Saves of one path are
+    /// serialised (across threads and processes); the leftovers of a crashed save are
+    /// recovered or removed first.
     ///
     /// # Errors
     ///
@@ -106,7 +253,18 @@ impl CartIndex {
     /// [`Error::Ids`], [`Error::Quant`] or [`Error::Model`] (each carrying the I/O error) if
     /// a file cannot be written. The previous index, if any, is then left in place.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
-        let dir = dir.as_ref();
+        let dir = cart_format::resolve(dir.as_ref()).map_err(io_error(dir.as_ref()))?;
+        let dir = dir.as_path();
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let _lock = lock_exclusive(dir)?;
+        // Under the lock no other save is running: whatever a save left here is stale.
+        recover(dir)?;
+        let (tmp_left, old_left) = leftovers(dir);
+        for p in tmp_left.iter().chain(&old_left) {
+            let _ = fs::remove_dir_all(p);
+        }
         if dir.exists() && !is_replaceable(dir)? {
             return Err(Error::format(
                 dir,
@@ -114,10 +272,7 @@ impl CartIndex {
                  replace it",
             ));
         }
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        }
-        let tmp = sibling(dir, "tmp")?;
+        let tmp = cart_format::unique_sibling(dir, "tmp").map_err(io_error(dir))?;
         fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let result = self.write_files(&tmp).and_then(|()| swap_in(&tmp, dir));
         if result.is_err() {
@@ -128,17 +283,13 @@ impl CartIndex {
 
     fn write_files(&self, tmp: &Path) -> Result<()> {
         let mut files = BTreeMap::new();
-        let quantizer_path = tmp.join(QUANTIZER);
-        match &self.quantizer {
-            IndexQuantizer::CoarseToFine(q) => q.save(&quantizer_path)?,
-            IndexQuantizer::Residual(q) => q.save(&quantizer_path)?,
-        }
-        files.insert(QUANTIZER.to_owned(), entry(&read(&quantizer_path)?));
         let mut put = |name: &str, bytes: Vec<u8>| -> Result<()> {
-            write_atomic(&tmp.join(name), &bytes)?;
-            files.insert(name.to_owned(), entry(&bytes));
+            let path = tmp.join(name);
+            cart_format::write_atomic(&path, &bytes).map_err(|e| Error::io(&path, e))?;
+            files.insert(name.to_owned(), entry(name, &bytes));
             Ok(())
         };
+        put(QUANTIZER, self.quantizer.to_bytes()?)?;
         put(TRIE, self.trie.to_bytes())?;
         put(GENERATOR, self.generator.to_bytes()?)?;
         put(
@@ -147,96 +298,146 @@ impl CartIndex {
                 .map_err(|e| Error::format(tmp.join(HISTORY), e))?,
         )?;
         if let Some(dense) = &self.dense {
-            put(RERANK, vectors_to_bytes(dense))?;
+            put(RERANK, vectors_to_bytes(dense)?)?;
         }
         let manifest = Manifest {
             format: FORMAT.to_owned(),
             version: FORMAT_VERSION,
             crate_version: env!("CARGO_PKG_VERSION").to_owned(),
+            save_id: format!("{:032x}", rand::random::<u128>()),
             n_items: self.len(),
             item_dim: self.item_dim(),
             query_dim: self.query_dim(),
-            quantizer: quantizer_kind(&self.quantizer).to_owned(),
+            quantizer: self.quantizer.kind().to_owned(),
+            rerank: self.dense.is_some(),
             config: self.config.clone(),
             files,
+            checksum: 0,
         };
-        let json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| Error::format(tmp.join(MANIFEST), e))?;
-        write_atomic(&tmp.join(MANIFEST), &json)?;
+        let path = tmp.join(MANIFEST);
+        cart_format::write_atomic(&path, &manifest.sealed()?).map_err(|e| Error::io(&path, e))?;
         Ok(())
     }
 
-    /// Loads an index saved by [`CartIndex::save`] onto `device`.
+    /// Loads an index saved by [`CartIndex::save`] onto `device`. Waits for a save of the
+    /// same path in progress; recovers the previous index left by a save that crashed
+    /// between its renames.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] for a missing or unreadable file, [`Error::Format`] for an unknown format
-    /// or version, a file whose length or checksum differs from the manifest, or parts that do
-    /// not fit together; the parts' own errors for damaged contents.
+    /// [`Error::Io`] for a missing or unreadable file; [`Error::Format`] for an unknown format
+    /// or version (older index directories name their version), a manifest that was edited or
+    /// whose config does not validate, a file whose length or digest differs from the
+    /// manifest (damaged, or from another index or save), or parts that do not fit together;
+    /// the parts' own errors for damaged contents.
     pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
-        let dir = dir.as_ref();
+        let dir = cart_format::resolve(dir.as_ref()).map_err(io_error(dir.as_ref()))?;
+        let dir = dir.as_path();
+        if !dir.exists() && lock_path(dir).is_ok_and(|p| p.exists()) {
+            let _lock = lock_exclusive(dir)?;
+            recover(dir)?;
+        }
+        let mut last = None;
+        for _ in 0..LOAD_ATTEMPTS {
+            let lock = lock_shared(dir);
+            match Self::load_once(dir, device) {
+                Ok(index) => return Ok(index),
+                Err(Changed(e)) if lock.is_none() => last = Some(e),
+                Err(Changed(e)) => return Err(e),
+            }
+            drop(lock);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Err(last.unwrap_or_else(|| Error::format(dir, "changed during every load attempt")))
+    }
+
+    fn load_once(dir: &Path, device: &Device) -> std::result::Result<Self, Changed> {
         let manifest_path = dir.join(MANIFEST);
-        let json: serde_json::Value = serde_json::from_slice(&read(&manifest_path)?)
-            .map_err(|e| Error::format(&manifest_path, format!("not JSON: {e}")))?;
-        // Format and version first, so a newer layout gets a version error, not a parse error.
-        if json.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
-            return Err(Error::format(&manifest_path, "not a cart index manifest"));
-        }
-        let version = json.get("version").and_then(serde_json::Value::as_u64);
-        if version != Some(u64::from(FORMAT_VERSION)) {
-            return Err(Error::format(
-                &manifest_path,
-                format!(
-                    "format version {} (this build reads version {FORMAT_VERSION})",
-                    version.map_or("missing".into(), |v| v.to_string())
-                ),
-            ));
-        }
-        let manifest: Manifest = serde_json::from_value(json)
-            .map_err(|e| Error::format(&manifest_path, format!("bad manifest: {e}")))?;
-        let checked = |name: &str| -> Result<Vec<u8>> {
+        let manifest = read_manifest(&manifest_path).map_err(Changed)?;
+        let checked = |name: &str| -> std::result::Result<Vec<u8>, Changed> {
             let path = dir.join(name);
-            let expected = manifest
-                .files
-                .get(name)
-                .ok_or_else(|| Error::format(&manifest_path, format!("no entry for {name}")))?;
-            let bytes = read(&path)?;
-            let found = entry(&bytes);
+            let expected = manifest.files.get(name).ok_or_else(|| {
+                Changed(Error::format(&manifest_path, format!("no entry for {name}")))
+            })?;
+            let bytes = read(&path).map_err(Changed)?;
+            let found = entry(name, &bytes);
             if found != *expected {
-                return Err(Error::format(
+                return Err(Changed(Error::format(
                     &path,
                     format!(
-                        "{} bytes with CRC-32 {:08x}, the manifest says {} bytes with {:08x}: \
-                         damaged or from another save",
-                        found.bytes, found.crc32, expected.bytes, expected.crc32
+                        "{} bytes with digest {:08x}, the manifest says {} bytes with {:08x}: \
+                         damaged, or from another index or save",
+                        found.bytes, found.digest, expected.bytes, expected.digest
                     ),
-                ));
+                )));
             }
             Ok(bytes)
         };
-
-        checked(QUANTIZER)?;
-        let quantizer_path = dir.join(QUANTIZER);
-        let quantizer = match manifest.quantizer.as_str() {
-            "coarse_to_fine" => {
-                IndexQuantizer::CoarseToFine(Box::new(CoarseToFine::load(&quantizer_path, device)?))
-            }
-            "residual" => {
-                IndexQuantizer::Residual(ResidualQuantizer::load(&quantizer_path, device)?)
-            }
-            other => {
-                return Err(Error::format(&manifest_path, format!("unknown quantizer {other:?}")));
+        // Every file is read once, checked, then decoded from those bytes.
+        let quantizer_bytes = checked(QUANTIZER)?;
+        let trie_bytes = checked(TRIE)?;
+        let generator_bytes = checked(GENERATOR)?;
+        let history_bytes = checked(HISTORY)?;
+        let rerank_bytes = match (manifest.rerank, manifest.files.contains_key(RERANK)) {
+            (true, _) => Some(checked(RERANK)?),
+            (false, false) => None,
+            (false, true) => {
+                return Err(Changed(Error::format(
+                    &manifest_path,
+                    "lists rerank.bin for an index without re-rank vectors",
+                )));
             }
         };
-        let trie = IdTrie::from_bytes(&checked(TRIE)?)?;
-        let generator = Generator::from_bytes(&checked(GENERATOR)?, device)?;
-        let history: TrainHistory = serde_json::from_slice(&checked(HISTORY)?)
-            .map_err(|e| Error::format(dir.join(HISTORY), e))?;
-        let dense = match manifest.files.contains_key(RERANK) {
-            true => Some(vectors_from_bytes(&checked(RERANK)?, &dir.join(RERANK))?),
-            false => None,
-        };
+        Self::decode(
+            dir,
+            manifest,
+            &quantizer_bytes,
+            &trie_bytes,
+            &generator_bytes,
+            &history_bytes,
+            rerank_bytes.as_deref(),
+            device,
+        )
+        .map_err(Changed)
+    }
 
+    #[allow(clippy::too_many_arguments, reason = "one byte buffer per file, read once")]
+    fn decode(
+        dir: &Path,
+        manifest: Manifest,
+        quantizer: &[u8],
+        trie: &[u8],
+        generator: &[u8],
+        history: &[u8],
+        rerank: Option<&[u8]>,
+        device: &Device,
+    ) -> Result<Self> {
+        let at = |name: &str| {
+            let path = dir.join(name);
+            move |e: cart_quant::Error| match e {
+                cart_quant::Error::Checkpoint { reason, .. } => Error::format(&path, reason),
+                other => Error::Quant(other),
+            }
+        };
+        let quantizer = AnyQuantizer::from_bytes(quantizer, device).map_err(at(QUANTIZER))?;
+        if quantizer.kind() != manifest.quantizer {
+            return Err(Error::format(
+                dir.join(QUANTIZER),
+                format!(
+                    "a {} quantizer, the manifest says {}",
+                    quantizer.kind(),
+                    manifest.quantizer
+                ),
+            ));
+        }
+        let trie = IdTrie::from_bytes(trie)?;
+        let generator = Generator::from_bytes(generator, device)?;
+        let history: TrainHistory =
+            serde_json::from_slice(history).map_err(|e| Error::format(dir.join(HISTORY), e))?;
+        let dense = match rerank {
+            Some(bytes) => Some(vectors_from_bytes(bytes, &dir.join(RERANK))?),
+            None => None,
+        };
         // The parts must fit together.
         let bad = |reason: String| Err(Error::format(dir, reason));
         let l = trie.layout();
@@ -303,18 +504,13 @@ fn is_replaceable(dir: &Path) -> Result<bool> {
     Ok(only_index_files && is_manifest)
 }
 
-fn quantizer_kind(q: &IndexQuantizer) -> &'static str {
-    match q {
-        IndexQuantizer::CoarseToFine(_) => "coarse_to_fine",
-        IndexQuantizer::Residual(_) => "residual",
-    }
-}
-
-/// Moves the complete directory `tmp` to `dir`, replacing an old index there.
+/// Moves the complete directory `tmp` to `dir`, replacing an old index there, durably.
 fn swap_in(tmp: &Path, dir: &Path) -> Result<()> {
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    cart_format::sync_dir(tmp).map_err(io_error(tmp))?;
     let old = match dir.exists() {
         true => {
-            let old = sibling(dir, "old")?;
+            let old = cart_format::unique_sibling(dir, "old").map_err(io_error(dir))?;
             fs::rename(dir, &old).map_err(|e| Error::io(dir, e))?;
             Some(old)
         }
@@ -326,72 +522,95 @@ fn swap_in(tmp: &Path, dir: &Path) -> Result<()> {
         }
         return Err(Error::io(dir, e));
     }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty())
-        && let Ok(d) = fs::File::open(parent)
-    {
-        let _ = d.sync_all();
-    }
+    cart_format::sync_dir(parent).map_err(io_error(parent))?;
     if let Some(old) = old {
         let _ = fs::remove_dir_all(old);
     }
     Ok(())
 }
 
-fn vectors_to_bytes(dense: &DenseIndex) -> Vec<u8> {
+fn vectors_to_bytes(dense: &DenseIndex) -> Result<Vec<u8>> {
     let (n, dim) = (dense.len(), dense.dim());
-    let mut out = Vec::with_capacity(VEC_HEADER + n * dim * 4 + 4);
-    out.extend_from_slice(VEC_MAGIC);
-    out.extend_from_slice(&VEC_VERSION.to_le_bytes());
-    let metric: u32 = match dense.metric() {
-        Metric::Cosine => 0,
-        Metric::InnerProduct => 1,
-    };
-    out.extend_from_slice(&metric.to_le_bytes());
-    out.extend_from_slice(&(n as u64).to_le_bytes());
-    out.extend_from_slice(&(dim as u64).to_le_bytes());
+    let header = VectorsHeader { metric: dense.metric(), rows: n, dim };
+    let mut values = Vec::with_capacity(n * dim);
     for i in 0..n as u32 {
-        for v in dense.vector(i).unwrap_or_default() {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+        values.extend_from_slice(dense.vector(i).unwrap_or_default());
     }
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    Ok(Writer::new(VECTORS_KIND, VECTORS_VERSION)
+        .section("header", serde_json::to_vec(&header).map_err(|e| Error::format(RERANK, e))?)
+        .section("values", f32s_to_bytes(&values))
+        .to_bytes())
 }
 
 fn vectors_from_bytes(bytes: &[u8], path: &Path) -> Result<DenseIndex> {
-    let bad = |reason: &str| Err(Error::format(path, reason));
-    if bytes.len() < VEC_HEADER + 4 || &bytes[..8] != VEC_MAGIC {
-        return bad("not a CARTVEC1 file");
+    let bad = |reason: String| Error::format(path, reason);
+    let file = Container::parse(bytes)
+        .and_then(|c| c.expect(VECTORS_KIND, VECTORS_VERSION))
+        .map_err(|e| bad(e.to_string()))?;
+    let header: VectorsHeader =
+        serde_json::from_slice(file.section("header").map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(format!("header: {e}")))?;
+    let values = file.section("values").map_err(|e| bad(e.to_string()))?;
+    let expected = header.rows.checked_mul(header.dim).and_then(|v| v.checked_mul(4));
+    if expected != Some(values.len()) || header.dim == 0 {
+        return Err(bad(format!(
+            "{} bytes of values for {} rows of width {}",
+            values.len(),
+            header.rows,
+            header.dim
+        )));
     }
-    let u32_at =
-        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-    let u64_at = |at: usize| {
-        let mut b = [0; 8];
-        b.copy_from_slice(&bytes[at..at + 8]);
-        u64::from_le_bytes(b)
-    };
-    if u32_at(8) != VEC_VERSION {
-        return bad("unsupported CARTVEC version");
+    let data = bytes_to_f32s(values).unwrap_or_default();
+    DenseIndex::from_prepared(data, header.dim, header.metric).map_err(|e| bad(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(config: IndexConfig) -> Manifest {
+        Manifest {
+            format: FORMAT.into(),
+            version: FORMAT_VERSION,
+            crate_version: "test".into(),
+            save_id: "0".into(),
+            n_items: 1,
+            item_dim: 1,
+            query_dim: 1,
+            quantizer: "residual".into(),
+            rerank: false,
+            config,
+            files: BTreeMap::new(),
+            checksum: 0,
+        }
     }
-    let metric = match u32_at(12) {
-        0 => Metric::Cosine,
-        1 => Metric::InnerProduct,
-        _ => return bad("unknown metric"),
-    };
-    let (n, dim) = (u64_at(16), u64_at(24));
-    let values = n.checked_mul(dim).and_then(|v| v.checked_mul(4));
-    let expected = values.and_then(|v| v.checked_add((VEC_HEADER + 4) as u64));
-    if expected != Some(bytes.len() as u64) || dim == 0 {
-        return bad("length does not match the header (truncated or damaged)");
+
+    #[test]
+    fn a_sealed_manifest_with_a_bad_config_is_refused() {
+        let dir = std::env::temp_dir().join(format!("cart-manifest-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(MANIFEST);
+        let good = IndexConfig::residual(4, 1, 4);
+        fs::write(&path, manifest(good.clone()).sealed().unwrap()).unwrap();
+        read_manifest(&path).unwrap();
+        let mut bad = Vec::new();
+        let mut c = good.clone();
+        c.beam_width = 0;
+        bad.push(("beam_width", c));
+        let mut c = good.clone();
+        c.validation_fraction = 5.0;
+        bad.push(("validation_fraction", c));
+        let mut c = good.clone();
+        c.unique_headroom = -3.0;
+        bad.push(("unique_headroom", c));
+        let mut c = good;
+        c.train.batch_size = 0;
+        bad.push(("batch_size", c));
+        for (field, config) in bad {
+            fs::write(&path, manifest(config).sealed().unwrap()).unwrap();
+            let e = read_manifest(&path).unwrap_err();
+            assert!(e.to_string().contains(field), "{field}: {e}");
+        }
+        let _ = fs::remove_dir_all(&dir);
     }
-    let body = bytes.len() - 4;
-    if crc32fast::hash(&bytes[..body]) != u32_at(body) {
-        return bad("checksum mismatch");
-    }
-    let data: Vec<f32> = bytes[VEC_HEADER..body]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok(DenseIndex::new(data, dim as usize, metric)?)
 }

@@ -11,13 +11,13 @@ use cart::{CartIndex, Corpus, Error, FineTune, IndexConfig, SearchMode, SearchOp
 
 const D: usize = 16;
 
-fn data(n: usize) -> SyntheticCorpus {
+pub(crate) fn data(n: usize) -> SyntheticCorpus {
     let mut c = SyntheticConfig::new(n).with_dims(D, D).with_seed(5);
     c.n_clusters = 8;
     c.generate().unwrap()
 }
 
-fn config(epochs: usize) -> IndexConfig {
+pub(crate) fn config(epochs: usize) -> IndexConfig {
     let mut c =
         IndexConfig::residual(8, 2, 6).with_seed_everywhere(3).with_progress_everywhere(false);
     c.train = c.train.with_n_epochs(epochs).with_batch_size(64).with_learning_rate(3e-3);
@@ -34,8 +34,12 @@ fn config(epochs: usize) -> IndexConfig {
     c
 }
 
-fn v(x: &[f32]) -> Vectors<'_> {
+pub(crate) fn v(x: &[f32]) -> Vectors<'_> {
     Vectors::new(x, D).unwrap()
+}
+
+pub(crate) fn corpus_of(d: &SyntheticCorpus) -> Corpus<'_> {
+    corpus(d)
 }
 
 fn corpus(d: &SyntheticCorpus) -> Corpus<'_> {
@@ -49,16 +53,16 @@ fn corpus(d: &SyntheticCorpus) -> Corpus<'_> {
 
 /// burn's random state is global per backend: tests that train hold this lock so that
 /// concurrent tests cannot interleave draws and break the determinism checks.
-fn rng_lock() -> MutexGuard<'static, ()> {
+pub(crate) fn rng_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn fit(d: &SyntheticCorpus, epochs: usize) -> CartIndex {
+pub(crate) fn fit(d: &SyntheticCorpus, epochs: usize) -> CartIndex {
     CartIndex::fit(&config(epochs), corpus(d), &Device::flex()).unwrap()
 }
 
-fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cart-index-test-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
@@ -152,8 +156,9 @@ fn save_load_round_trip_and_damaged_directories() {
     assert_eq!(loaded.len(), index.len());
     // no temporary directories are left behind, and saving over an index replaces it
     loaded.save(&dir).unwrap();
-    let names: Vec<_> = fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, vec!["idx"]);
+    let mut names: Vec<_> = fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, vec![".idx.lock", "idx"]);
 
     // a directory that is not an index is never replaced
     let other = root.join("not-an-index");
@@ -192,10 +197,10 @@ fn save_load_round_trip_and_damaged_directories() {
         bytes[at] ^= 0x40;
         fs::write(&p, bytes).unwrap();
     });
-    assert!(e.to_string().contains("CRC-32"), "{e}");
+    assert!(e.to_string().contains("digest"), "{e}");
     let e = damaged("version", &|dir: &Path| {
         let p = dir.join("index.json");
-        let text = fs::read_to_string(&p).unwrap().replace("\"version\": 1", "\"version\": 99");
+        let text = fs::read_to_string(&p).unwrap().replace("\"version\": 2", "\"version\": 99");
         fs::write(&p, text).unwrap();
     });
     assert!(e.to_string().contains("version 99"), "{e}");
@@ -237,6 +242,9 @@ fn add_items_extends_the_trie_and_keeps_the_index_on_error() {
     nan[3] = f32::NAN;
     let e = index.add_items(v(&nan), Some(v(&rerank_new)), None).unwrap_err();
     assert!(matches!(e, Error::NonFinite { row: 0, index: 3, .. }), "{e}");
+    let huge: Vec<f32> = items_new.iter().map(|x| x * 1e30).collect();
+    let e = index.add_items(v(&huge), Some(v(&rerank_new)), None).unwrap_err();
+    assert!(e.to_string().contains("overflow"), "{e}");
     let e = index.add_items(v(&items_new), None, None).unwrap_err();
     assert!(matches!(e, Error::Rerank(_)), "{e}");
     let bad_ft =
@@ -312,6 +320,15 @@ fn bad_input_is_a_typed_error() {
     let mut c = config(1);
     c.quantizer = IndexConfig::residual(500, 1, 4).quantizer;
     assert!(CartIndex::fit(&c, corpus(&d), &device).is_err());
+    // a headroom that would put 10^8 uniqueness tokens in the vocabulary
+    let mut c = config(1);
+    c.unique_headroom = 1e8;
+    let e = CartIndex::fit(&c, corpus(&d), &device).unwrap_err();
+    assert!(matches!(e, Error::InvalidConfig { field: "unique_headroom", .. }), "{e}");
+    // finite values whose squares overflow f32
+    let huge: Vec<f32> = d.items.iter().map(|x| x * 1e20).collect();
+    let e = fit(Corpus::new(v(&huge), v(&d.train_queries), &d.train_items)).unwrap_err();
+    assert!(e.to_string().contains("overflow"), "{e}");
 
     // searching
     let index = CartIndex::fit(

@@ -2,4 +2,5 @@
 //! Integration tests of the `cart` facade.
 
 mod index;
+mod store;
 mod synthetic;
