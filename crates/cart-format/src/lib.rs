@@ -76,14 +76,6 @@ pub enum FormatError {
     /// A section the reader needs is absent.
     #[error("no section {0:?}")]
     MissingSection(String),
-    /// A section's contents are malformed (reported by the crate that reads them).
-    #[error("section {section:?}: {reason}")]
-    Section {
-        /// The section.
-        section: String,
-        /// What is wrong.
-        reason: String,
-    },
 }
 
 /// A container being written: a kind, its version and named sections.
@@ -387,7 +379,9 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// writer uses ([`unique_sibling`]), `fsync`, `rename` over `path` (through a symbolic link:
 /// over its target), then `fsync` of the directory. A crash leaves the old file or the new
 /// one, never a mix; concurrent writers of one path each leave a whole file (the last rename
-/// wins). On error the temporary file is removed and `path` is untouched.
+/// wins). On an error before the rename the temporary file is removed and `path` is
+/// untouched; an error syncing the directory comes after the rename (the new file is in place,
+/// its durability not confirmed).
 ///
 /// # Errors
 ///

@@ -88,7 +88,7 @@ fn decode(bytes: &[u8], path: &Path) -> Result<IdTrie> {
     let corrupt = |reason: String| Error::Corrupt { path: path.to_owned(), reason };
     let file = Container::parse(bytes).and_then(|c| c.expect(KIND, FORMAT_VERSION)).map_err(
         |e| match e {
-            cart_format::FormatError::Version { found, supported, .. } => {
+            cart_format::FormatError::Version { what, found, supported } if what == KIND => {
                 Error::UnsupportedVersion { path: path.to_owned(), found, supported }
             }
             other => corrupt(other.to_string()),

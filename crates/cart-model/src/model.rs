@@ -168,7 +168,13 @@ impl GeneratorConfig {
             }
         }
         // Tensors are built eagerly: refuse sizes that cannot be allocated before trying.
-        let width = self.query_width();
+        let Some(width) = self.n_query_vectors.checked_mul(self.d_query) else {
+            return Err(Error::config(
+                "d_query",
+                self.d_query,
+                "n_query_vectors * d_query overflows",
+            ));
+        };
         let params = [
             ("d_ff", self.d_ff.checked_mul(self.d_model)),
             ("vocab_size", self.vocab_size.checked_mul(self.d_model.max(width))),

@@ -249,9 +249,9 @@ impl CartIndex {
     ///
     /// # Errors
     ///
-    /// [`Error::Format`] if `dir` holds something that is not an index; [`Error::Io`],
-    /// [`Error::Ids`], [`Error::Quant`] or [`Error::Model`] (each carrying the I/O error) if
-    /// a file cannot be written. The previous index, if any, is then left in place.
+    /// [`Error::Format`] if `dir` holds something that is not an index; [`Error::Io`] if a
+    /// file cannot be written, the previous index, if any, then left in place (except after an
+    /// error syncing the parent directory, which comes once the new index is in place).
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = cart_format::resolve(dir.as_ref()).map_err(io_error(dir.as_ref()))?;
         let dir = dir.as_path();
