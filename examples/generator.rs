@@ -123,8 +123,7 @@ fn main() -> Result<()> {
                 RqVaeTrainConfig::new()
                     .with_n_epochs(100)
                     .with_batch_size(256)
-                    .with_seed(args.seed)
-                    .with_progress(false),
+                    .with_seed(args.seed),
             );
             config.fit(items.view(), &device)?.0.encode(items.view())?
         }
@@ -218,7 +217,7 @@ fn main() -> Result<()> {
         &train,
         Pairs::new(&train_q, &train_i),
         Some(Pairs::new(&valid_q, &valid_i)),
-        &ids,
+        &trie,
         &device,
     )?;
     println!(

@@ -310,3 +310,77 @@ pub fn show_examples(
         }
     }
 }
+
+/// Draws a [`cart::CartIndex::fit_observed`] run on stderr: `indicatif` bars for the
+/// quantizer's and the generator's batches, one line per stage and per generator epoch
+/// (printed above the bar; plain lines when stderr is not a terminal), nothing when quiet.
+/// The libraries never print: this is the application's side of their observer.
+#[derive(Debug)]
+pub struct FitProgress {
+    quiet: bool,
+    bar: Option<(&'static str, indicatif::ProgressBar)>,
+}
+
+impl FitProgress {
+    /// A drawer; `quiet` draws nothing.
+    pub fn new(quiet: bool) -> Self {
+        Self { quiet, bar: None }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some((_, bar)) if !bar.is_hidden() => bar.println(text),
+            _ => eprintln!("{text}"),
+        }
+    }
+
+    fn progress(&mut self, name: &'static str, done: u64, total: u64, loss: f64) {
+        let same = matches!(&self.bar, Some((n, _)) if *n == name);
+        if !same {
+            if let Some((_, bar)) = self.bar.take() {
+                bar.finish_and_clear();
+            }
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix:>10} [{bar:30}] {pos}/{len} batches {msg} {elapsed}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(name);
+            self.bar = Some((name, bar));
+        }
+        if let Some((_, bar)) = &self.bar {
+            bar.set_position(done);
+            bar.set_message(format!("loss {loss:.4}"));
+        }
+    }
+
+    /// Draws one event.
+    pub fn observe(&mut self, event: cart::Event<'_>) {
+        use cart::Event;
+        use cart::model::TrainEvent;
+        use cart::quant::RqVaeEvent;
+        if self.quiet {
+            return;
+        }
+        match event {
+            Event::Quantizer(RqVaeEvent::Batch { epoch, n_epochs, batch, n_batches, loss })
+            | Event::Training(TrainEvent::Batch { epoch, n_epochs, batch, n_batches, loss }) => {
+                let name =
+                    if matches!(event, Event::Quantizer(_)) { "quantizer" } else { "generator" };
+                let done = (epoch * n_batches + batch + 1) as u64;
+                self.progress(name, done, (n_epochs * n_batches) as u64, loss);
+            }
+            Event::Quantizer(_) => {} // per-epoch quantizer lines: the bar says enough
+            Event::Training(TrainEvent::Epoch(stats)) => self.line(&stats.to_string()),
+            other => {
+                if let Some((_, bar)) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                self.line(&format!("[cart] {other}"));
+            }
+        }
+    }
+}

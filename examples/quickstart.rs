@@ -39,7 +39,7 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
 use cart::search::{DenseIndex, Hit, Metric};
 use cart::{CartIndex, Corpus, IndexConfig, SearchMode, SearchOptions, Vectors};
-use cart_examples::{EmojiData, Report, default_data_dir, show_examples};
+use cart_examples::{EmojiData, FitProgress, Report, default_data_dir, show_examples};
 
 struct Args {
     epochs: Option<usize>,
@@ -160,11 +160,7 @@ fn main() -> Result<()> {
         "rq" => IndexConfig::residual(k, m, c),
         other => bail!("--quantizer {other}: expected c2f or rq"),
     }
-    .with_seed_everywhere(args.seed)
-    .with_progress_everywhere(!args.quiet);
-    if let cart::QuantizerConfig::CoarseToFine(c) = &mut config.quantizer {
-        c.train.progress = false; // a few seconds; the stage line reports it
-    }
+    .with_seed_everywhere(args.seed);
     config.generator = config.generator.with_fusion(args.fusion).with_dense_head(args.dense_head);
     if let Some(s) = args.transformer_scale {
         config.generator = config.generator.with_transformer_scale(s);
@@ -186,7 +182,8 @@ fn main() -> Result<()> {
     config.beam_width = args.beam;
 
     let t = Instant::now();
-    let index = CartIndex::fit(&config, corpus, &device)?;
+    let mut progress = FitProgress::new(args.quiet);
+    let index = CartIndex::fit_observed(&config, corpus, &device, &mut |e| progress.observe(e))?;
     println!("index built in {:.1} s", t.elapsed().as_secs_f64());
     print!("{}", index.diagnostics());
     let history = index.history();

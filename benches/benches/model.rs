@@ -27,6 +27,7 @@ fn config(d_model: usize, layers: usize, layout: &cart_ids::IdLayout) -> Generat
 fn bench_model(c: &mut Criterion) {
     let device = Device::default();
     let ids = synthetic_ids(10_000, 1).expect("synthetic ids");
+    let trie = ids.to_trie().expect("trie");
     let layout = *ids.layout();
     let mut group = c.benchmark_group("model");
     group.sample_size(10).measurement_time(Duration::from_secs(20));
@@ -35,18 +36,17 @@ fn bench_model(c: &mut Criterion) {
     let (d_model, layers, batch) = (256, 4, 256);
     let q = vectors(batch, 384, 2);
     let items: Vec<u32> = (0..batch as u32).collect();
-    let train = TrainConfig::new().with_n_epochs(1).with_batch_size(batch).with_progress(false);
+    let train = TrainConfig::new().with_n_epochs(1).with_batch_size(batch);
     let cfg = config(d_model, layers, &layout);
     group.bench_function(
         BenchmarkId::new("train_step", format!("b{batch}/d{d_model}/l{layers}")),
         |b| {
-            b.iter(|| cfg.fit(&train, Pairs::new(&q, &items), None, &ids, &device).expect("fit"));
+            b.iter(|| cfg.fit(&train, Pairs::new(&q, &items), None, &trie, &device).expect("fit"));
         },
     );
 
     // One batch of 10 queries, beam 10, over 10k identifiers.
     let generator = cfg.init(&device).expect("init");
-    let trie = ids.to_trie().expect("trie");
     let queries = vectors(10, 384, 3);
     let search = BeamSearchConfig::default().with_beam_width(10).with_top_k(10);
     group.bench_function(BenchmarkId::new("search", "n10k/beam10/q10"), |b| {

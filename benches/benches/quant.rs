@@ -35,7 +35,7 @@ fn rqvae(c: &mut Criterion) {
     let (n, d) = (4_096, 128);
     let data = clustered(n, d, 100, 2);
     let config = RqVaeConfig::new(d).with_codebook_size(64);
-    let train = RqVaeTrainConfig::new().with_n_epochs(1).with_batch_size(512).with_progress(false);
+    let train = RqVaeTrainConfig::new().with_n_epochs(1).with_batch_size(512);
     // One `fit` of one epoch: model build, K-Means codebook init and 8 Adam steps.
     group.bench_function(BenchmarkId::new("rqvae_epoch", format!("{n}x{d}/3x64")), |b| {
         b.iter(|| config.fit(black_box(data.view()), &train, &device))

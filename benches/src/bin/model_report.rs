@@ -57,15 +57,15 @@ fn main() -> Result<()> {
 
     // Training step: the difference between a run of 8 and a run of 2 steps, over 6, leaves
     // out model building and the first step's allocations.
-    let train_ids = ids(4096, 1)?;
+    let train_trie = ids(4096, 1)?.to_trie()?;
     let batch = 256;
     let step_time = |steps: usize| -> Result<f64> {
         let n = batch * steps;
         let q = vectors(n, d_query, 2);
         let items: Vec<u32> = (0..n as u32).map(|i| i % 4096).collect();
-        let train = TrainConfig::new().with_n_epochs(1).with_batch_size(batch).with_progress(false);
+        let train = TrainConfig::new().with_n_epochs(1).with_batch_size(batch);
         let t = Instant::now();
-        config.fit(&train, Pairs::new(&q, &items), None, &train_ids, &device)?;
+        config.fit(&train, Pairs::new(&q, &items), None, &train_trie, &device)?;
         Ok(t.elapsed().as_secs_f64())
     };
     let short = step_time(2)?;

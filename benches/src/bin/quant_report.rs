@@ -67,7 +67,7 @@ fn main() -> Result<()> {
     for (mut row, &l) in residual.outer_iter_mut().zip(labels.iter()) {
         row -= &kmeans.centroids().row(l as usize);
     }
-    let mut train = RqVaeTrainConfig::new().with_n_epochs(epochs).with_progress(false);
+    let mut train = RqVaeTrainConfig::new().with_n_epochs(epochs);
     // Knobs for experiments; the figures in the docs use the defaults.
     if let Some(v) = std::env::var_os("QUANT_LR") {
         train = train.with_learning_rate(v.to_string_lossy().parse()?);

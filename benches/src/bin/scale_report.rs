@@ -75,7 +75,7 @@ fn main() -> Result<()> {
         let (d1, d10) = recall(&exact, &data.test_items)?;
 
         let generated = if n <= train_max {
-            let mut config = IndexConfig::residual(k, m, c).with_progress_everywhere(false);
+            let mut config = IndexConfig::residual(k, m, c);
             config.train = config.train.with_n_epochs(epochs).with_batch_size(256);
             let corpus =
                 Corpus::new(items, Vectors::new(&data.train_queries, d)?, &data.train_items)

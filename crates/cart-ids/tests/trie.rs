@@ -42,10 +42,20 @@ fn file_round_trip_and_errors() {
     let err = IdTrie::load(&path).unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }) && err.to_string().contains("truncated"), "{err}");
 
-    let mut v2 = bytes.clone();
-    v2[8] = 2;
-    std::fs::write(&path, &v2).unwrap();
-    assert!(matches!(IdTrie::load(&path), Err(Error::UnsupportedVersion { found: 2, .. })));
+    // another trie format version (re-framed, valid checksum): a version error
+    let file = cart_format::Container::parse(&bytes).unwrap();
+    let w = cart_format::Writer::from_container(&file).with_version(cart_ids::FORMAT_VERSION + 1);
+    std::fs::write(&path, w.to_bytes()).unwrap();
+    let v = cart_ids::FORMAT_VERSION + 1;
+    assert!(
+        matches!(IdTrie::load(&path), Err(Error::UnsupportedVersion { found, .. }) if found == v)
+    );
+    // another container version: damaged or foreign framing
+    let mut c2 = bytes.clone();
+    c2[8] = 2;
+    std::fs::write(&path, &c2).unwrap();
+    let err = IdTrie::load(&path).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }) && err.to_string().contains("container"), "{err}");
 
     let mut flipped = bytes.clone();
     let mid = bytes.len() / 2;

@@ -43,11 +43,18 @@
 //!     .with_n_decoder_layers(1)
 //!     .with_d_ff(64)
 //!     .with_dropout(0.0);
-//! let train = TrainConfig::new().with_n_epochs(3).with_batch_size(8).with_progress(false);
-//! let (generator, history) = config.fit(&train, pairs, Some(pairs), &ids, &device)?;
-//! assert_eq!(history.epochs.len(), 3);
-//!
+//! let train = TrainConfig::new().with_n_epochs(3).with_batch_size(8);
 //! let trie = ids.to_trie()?;
+//! // the library never prints: pass an observer to see the run (here: count the epochs)
+//! let mut epochs = 0;
+//! let (generator, history) =
+//!     config.fit_observed(&train, pairs, Some(pairs), &trie, &device, &mut |e| {
+//!         if let cart_model::TrainEvent::Epoch(_) = e {
+//!             epochs += 1;
+//!         }
+//!     })?;
+//! assert_eq!((history.epochs.len(), epochs), (3, 3));
+//!
 //! let hits = generator.search(&trie, BeamSearchConfig::default().with_top_k(3), &queries)?;
 //! assert_eq!(hits.len(), 8); // up to 3 ranked items per query
 //! # Ok::<(), cart_model::Error>(())
@@ -70,7 +77,6 @@ mod error;
 mod generator;
 mod io;
 mod model;
-mod progress;
 mod scorer;
 mod train;
 
@@ -79,4 +85,4 @@ pub use generator::{Generator, Pairs};
 pub use io::{FORMAT_VERSION, KIND};
 pub use model::GeneratorConfig;
 pub use scorer::GeneratorScorer;
-pub use train::{EpochStats, TrainConfig, TrainHistory};
+pub use train::{EpochStats, TrainConfig, TrainEvent, TrainHistory};

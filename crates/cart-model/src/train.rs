@@ -17,7 +17,6 @@ use rand::{Rng, SeedableRng};
 
 use crate::generator::{Generator, Pairs, check_queries, decoder_inputs, int_tensor, query_tensor};
 use crate::model::{GeneratorConfig, GeneratorModel, Groups};
-use crate::progress::Progress;
 use crate::{Error, Result};
 
 /// How a [`Generator`] is trained ([`GeneratorConfig::fit`]).
@@ -77,9 +76,31 @@ pub struct TrainConfig {
     /// Default: 0.
     #[config(default = 0.0)]
     pub interpolation: f64,
-    /// Draw a progress bar and per-epoch lines on stderr. Default: `true`.
-    #[config(default = true)]
-    pub progress: bool,
+}
+
+/// Where generator training stands, reported to the observer of
+/// [`GeneratorConfig::fit_observed`] and [`Generator::fit_more_observed`] (the library never
+/// prints: applications draw these as progress bars or log lines).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum TrainEvent<'a> {
+    /// The starting model was measured on the validation pairs (the training-free floor).
+    Start(&'a [RetrievalMetrics]),
+    /// A batch finished.
+    Batch {
+        /// Epoch, from 0.
+        epoch: usize,
+        /// Epochs in the run.
+        n_epochs: usize,
+        /// Batch in the epoch, from 0.
+        batch: usize,
+        /// Batches per epoch.
+        n_batches: usize,
+        /// Mean loss of the epoch's batches so far.
+        loss: f64,
+    },
+    /// An epoch finished (with its validation metrics, when it was validated).
+    Epoch(&'a EpochStats),
 }
 
 impl TrainConfig {
@@ -470,24 +491,43 @@ impl GeneratorConfig {
         train: &TrainConfig,
         data: Pairs<'_>,
         valid: Option<Pairs<'_>>,
-        ids: &IdAssignment,
+        trie: &IdTrie,
         device: &Device,
     ) -> Result<(Generator, TrainHistory)> {
-        self.train_from(None, train, data, valid, ids, device)
+        self.train_from(None, train, data, valid, trie, device, &mut |_| {})
     }
 
+    /// [`GeneratorConfig::fit`], reporting every batch and epoch to `observer`.
+    ///
+    /// # Errors
+    ///
+    /// As [`GeneratorConfig::fit`].
+    pub fn fit_observed(
+        &self,
+        train: &TrainConfig,
+        data: Pairs<'_>,
+        valid: Option<Pairs<'_>>,
+        trie: &IdTrie,
+        device: &Device,
+        observer: &mut dyn FnMut(TrainEvent<'_>),
+    ) -> Result<(Generator, TrainHistory)> {
+        self.train_from(None, train, data, valid, trie, device, observer)
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "the private core of the four public fits")]
     fn train_from(
         &self,
         start: Option<&GeneratorModel>,
         train: &TrainConfig,
         data: Pairs<'_>,
         valid: Option<Pairs<'_>>,
-        ids: &IdAssignment,
+        trie: &IdTrie,
         device: &Device,
+        observer: &mut dyn FnMut(TrainEvent<'_>),
     ) -> Result<(Generator, TrainHistory)> {
         self.validate()?;
         train.validate()?;
-        let layout = ids.layout();
+        let layout = trie.layout();
         if layout.vocab_size() != self.vocab_size || layout.id_len() != self.id_len {
             return Err(Error::config(
                 "vocab_size/id_len",
@@ -495,8 +535,8 @@ impl GeneratorConfig {
                 "must match the identifier layout",
             ));
         }
-        let trie = ids.to_trie()?;
-        let batches = Batches::new("fit", self, data, ids, &trie)?;
+        let ids = IdAssignment::from_trie(trie)?;
+        let batches = Batches::new("fit", self, data, &ids, trie)?;
         let valid = match valid {
             Some(v) => {
                 let n = check_queries("fit (validation)", v.queries, self.query_width())?;
@@ -538,15 +578,15 @@ impl GeneratorConfig {
         let batch_size = train.batch_size.min(n);
         let n_batches = n.div_ceil(batch_size);
         let total_steps = n_batches * train.n_epochs;
-        let progress = Progress::new(train.progress, train.n_epochs);
         let mut history = TrainHistory::default();
         let mut best: Option<(f64, Generator)> = None;
         // The starting model is a candidate too: training must not end below it.
         if let Some((queries, relevant)) = &valid {
             let generator =
                 Generator { config: self.clone(), model: model.valid(), device: plain.clone() };
-            let ranked = generator.search(&trie, search, queries)?;
+            let ranked = generator.search(trie, search, queries)?;
             history.start_valid = evaluate(&ranked, relevant, &train.eval_ks)?;
+            observer(TrainEvent::Start(&history.start_valid));
             let score = history.start_valid.first().map_or(0.0, |m| m.recall);
             best = Some((score, generator));
         } else if train.n_epochs == 0 {
@@ -580,7 +620,13 @@ impl GeneratorConfig {
                 let grads = GradientsParams::from_grads(terms.total.backward(), &model);
                 model = optim.step(lr, model, grads);
                 step += 1;
-                progress.batch(epoch, b, n_batches, sums[0] / (b + 1) as f64);
+                observer(TrainEvent::Batch {
+                    epoch,
+                    n_epochs: train.n_epochs,
+                    batch: b,
+                    n_batches,
+                    loss: sums[0] / (b + 1) as f64,
+                });
             }
             let last = epoch + 1 == train.n_epochs;
             let mut metrics = Vec::new();
@@ -593,7 +639,7 @@ impl GeneratorConfig {
                     model: model.clone().valid(),
                     device: plain.clone(),
                 };
-                let ranked = generator.search(&trie, search, queries)?;
+                let ranked = generator.search(trie, search, queries)?;
                 metrics = evaluate(&ranked, relevant, &train.eval_ks)?;
                 let score = metrics.first().map_or(0.0, |m| m.recall);
                 if best.as_ref().is_none_or(|(s, _)| score > *s) {
@@ -623,7 +669,7 @@ impl GeneratorConfig {
                 valid: metrics,
                 seconds: start.elapsed().as_secs_f64(),
             };
-            progress.epoch(&stats.to_string());
+            observer(TrainEvent::Epoch(&stats));
             history.epochs.push(stats);
         }
         let generator = match best {
@@ -647,9 +693,26 @@ impl Generator {
         train: &TrainConfig,
         data: Pairs<'_>,
         valid: Option<Pairs<'_>>,
-        ids: &IdAssignment,
+        trie: &IdTrie,
     ) -> Result<(Generator, TrainHistory)> {
-        self.config.train_from(Some(&self.model), train, data, valid, ids, &self.device)
+        self.fit_more_observed(train, data, valid, trie, &mut |_| {})
+    }
+
+    /// [`Generator::fit_more`], reporting every batch and epoch to `observer`.
+    ///
+    /// # Errors
+    ///
+    /// As [`GeneratorConfig::fit`].
+    pub fn fit_more_observed(
+        &self,
+        train: &TrainConfig,
+        data: Pairs<'_>,
+        valid: Option<Pairs<'_>>,
+        trie: &IdTrie,
+        observer: &mut dyn FnMut(TrainEvent<'_>),
+    ) -> Result<(Generator, TrainHistory)> {
+        let model = Some(&self.model);
+        self.config.train_from(model, train, data, valid, trie, &self.device, observer)
     }
 }
 

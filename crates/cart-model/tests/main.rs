@@ -76,10 +76,10 @@ fn overfit(fusion: bool, rdrop: bool) -> (Generator, TrainHistory, Data) {
         .with_rdrop(rdrop)
         .with_eval_every(20)
         .with_beam_width(5)
-        .with_seed(1)
-        .with_progress(false);
+        .with_seed(1);
     let pairs = Pairs::new(&data.queries, &data.items);
-    let (generator, history) = config.fit(&train, pairs, Some(pairs), &data.ids, &device).unwrap();
+    let (generator, history) =
+        config.fit(&train, pairs, Some(pairs), &data.ids.to_trie().unwrap(), &device).unwrap();
     (generator, history, data)
 }
 
@@ -288,15 +288,11 @@ fn save_load_reproduces_logits() {
 /// set: what a forger or a buggy writer produces.
 fn reframed(bytes: &[u8], version: u32, edit: impl Fn(&str) -> String) -> Vec<u8> {
     let file = cart_format::Container::parse(bytes).unwrap();
-    let mut w = cart_format::Writer::new(file.kind(), version);
-    for name in file.section_names() {
-        let mut section = file.section(name).unwrap().to_vec();
-        if name == "header" {
-            section = edit(std::str::from_utf8(&section).unwrap()).into_bytes();
-        }
-        w = w.section(name, section);
-    }
-    w.to_bytes()
+    let header = edit(std::str::from_utf8(file.section("header").unwrap()).unwrap());
+    cart_format::Writer::from_container(&file)
+        .with_version(version)
+        .replace("header", header.into_bytes())
+        .to_bytes()
 }
 
 #[test]
@@ -367,17 +363,17 @@ fn configs_round_trip_through_json_and_are_validated() {
     let pairs = Pairs::new(&q, &[0]);
     let zero_batch = TrainConfig::new().with_batch_size(0);
     assert!(matches!(
-        config.fit(&zero_batch, pairs, None, &ids, &device),
+        config.fit(&zero_batch, pairs, None, &ids.to_trie().unwrap(), &device),
         Err(Error::InvalidConfig { .. })
     ));
     let other_layout = tiny(5, &IdLayout::new(5, 2, 5, 3).unwrap());
     assert!(matches!(
-        other_layout.fit(&TrainConfig::new(), pairs, None, &ids, &device),
+        other_layout.fit(&TrainConfig::new(), pairs, None, &ids.to_trie().unwrap(), &device),
         Err(Error::InvalidConfig { .. })
     ));
     let unknown = Pairs::new(&q, &[3]);
     assert!(matches!(
-        config.fit(&TrainConfig::new(), unknown, None, &ids, &device),
+        config.fit(&TrainConfig::new(), unknown, None, &ids.to_trie().unwrap(), &device),
         Err(Error::UnknownItem { item: 3, .. })
     ));
 }
@@ -388,9 +384,10 @@ fn history_writes_csv_and_json() {
     let _guard = rng_lock();
     let device = Device::flex();
     let config = tiny(data.d, data.ids.layout());
-    let train = TrainConfig::new().with_n_epochs(2).with_batch_size(4).with_progress(false);
+    let train = TrainConfig::new().with_n_epochs(2).with_batch_size(4);
     let pairs = Pairs::new(&data.queries, &data.items);
-    let (_, history) = config.fit(&train, pairs, Some(pairs), &data.ids, &device).unwrap();
+    let (_, history) =
+        config.fit(&train, pairs, Some(pairs), &data.ids.to_trie().unwrap(), &device).unwrap();
     let csv = history.to_csv();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3);
@@ -415,11 +412,12 @@ fn training_is_deterministic_given_a_seed() {
     let data = data(10, 2, 4, 9);
     let device = Device::flex();
     let config = tiny(data.d, data.ids.layout()).with_dropout(0.1);
-    let train = TrainConfig::new().with_n_epochs(2).with_batch_size(8).with_progress(false);
+    let train = TrainConfig::new().with_n_epochs(2).with_batch_size(8);
     let pairs = Pairs::new(&data.queries, &data.items);
     let run = || {
         let _guard = rng_lock();
-        let (g, h) = config.fit(&train, pairs, None, &data.ids, &device).unwrap();
+        let (g, h) =
+            config.fit(&train, pairs, None, &data.ids.to_trie().unwrap(), &device).unwrap();
         let trie = data.ids.to_trie().unwrap();
         let logp = g.log_probs(&trie, &data.queries[..4], data.ids.id(0).unwrap()).unwrap();
         (logp, h.epochs.iter().map(|e| e.loss).collect::<Vec<_>>())
@@ -452,12 +450,12 @@ fn training_resumes_from_a_saved_checkpoint() {
         .with_n_epochs(8)
         .with_batch_size(8)
         .with_learning_rate(3e-3)
-        .with_progress(false)
         .with_checkpoint(Some(path.to_string_lossy().into_owned()));
     let pairs = Pairs::new(&data.queries, &data.items);
-    let (_, first) = config.fit(&train, pairs, Some(pairs), &data.ids, &device).unwrap();
+    let (_, first) =
+        config.fit(&train, pairs, Some(pairs), &data.ids.to_trie().unwrap(), &device).unwrap();
     let loaded = Generator::load(&path, &device).unwrap();
-    let (_, more) = loaded.fit_more(&train, pairs, None, &data.ids).unwrap();
+    let (_, more) = loaded.fit_more(&train, pairs, None, &data.ids.to_trie().unwrap()).unwrap();
     // the resumed run starts where the first one stopped, far below a fresh start
     assert!(more.epochs[0].cross_entropy < 0.8 * first.epochs[0].cross_entropy, "{first}\n{more}");
     std::fs::remove_dir_all(&dir).unwrap();

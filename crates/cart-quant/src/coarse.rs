@@ -7,7 +7,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 use crate::data;
 use crate::kmeans::{KMeans, KMeansConfig};
 use crate::quantizer::{Quantizer, check_codes};
-use crate::rqvae::{RqVae, RqVaeConfig, RqVaeTrainConfig, TrainHistory};
+use crate::rqvae::{RqVae, RqVaeConfig, RqVaeEvent, RqVaeTrainConfig, TrainHistory};
 use crate::{Error, Result};
 
 /// Settings for [`CoarseToFine`].
@@ -47,12 +47,27 @@ impl CoarseToFineConfig {
         data: ArrayView2<'_, f32>,
         device: &Device,
     ) -> Result<(CoarseToFine, TrainHistory)> {
+        self.fit_observed(data, device, &mut |_| {})
+    }
+
+    /// [`CoarseToFineConfig::fit`], reporting the RQ-VAE's batches and epochs to `observer`.
+    ///
+    /// # Errors
+    ///
+    /// As [`CoarseToFineConfig::fit`].
+    pub fn fit_observed(
+        &self,
+        data: ArrayView2<'_, f32>,
+        device: &Device,
+        observer: &mut dyn FnMut(RqVaeEvent<'_>),
+    ) -> Result<(CoarseToFine, TrainHistory)> {
         data::check_data("coarse-to-fine fit", data, Some(self.fine.d_input))?;
         let coarse = self.coarse.fit(data, device)?;
         let (labels, _) = coarse.assign(data)?;
         let mut residual = data.to_owned();
         crate::residual::subtract_centroids(&mut residual, &coarse, &labels);
-        let (fine, history) = self.fine.fit(residual.view(), &self.train, device)?;
+        let (fine, history) =
+            self.fine.fit_observed(residual.view(), &self.train, device, observer)?;
         Ok((CoarseToFine { coarse, fine }, history))
     }
 }

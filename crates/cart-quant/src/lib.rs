@@ -36,7 +36,7 @@
 //!     KMeansConfig::new(4).with_seed(1),
 //!     RqVaeConfig::new(8).with_d_hidden(vec![16]).with_d_latent(4).with_codebook_size(8),
 //! )
-//! .with_train(RqVaeTrainConfig::new().with_n_epochs(2).with_batch_size(32).with_progress(false));
+//! .with_train(RqVaeTrainConfig::new().with_n_epochs(2).with_batch_size(32));
 //! let (quantizer, history) = config.fit(data.view(), &device)?;
 //! assert_eq!(history.epochs.len(), 2);
 //!
@@ -68,7 +68,6 @@ mod diagnostics;
 mod error;
 mod io;
 mod kmeans;
-mod progress;
 mod quantizer;
 mod residual;
 mod rqvae;
@@ -81,4 +80,6 @@ pub use io::{AnyQuantizer, FORMAT_VERSION, KIND};
 pub use kmeans::{KMeans, KMeansConfig, KMeansEngine};
 pub use quantizer::Quantizer;
 pub use residual::{ResidualQuantizer, ResidualQuantizerConfig};
-pub use rqvae::{EpochStats, MAX_PARAMS, RqVae, RqVaeConfig, RqVaeTrainConfig, TrainHistory};
+pub use rqvae::{
+    EpochStats, MAX_PARAMS, RqVae, RqVaeConfig, RqVaeEvent, RqVaeTrainConfig, TrainHistory,
+};

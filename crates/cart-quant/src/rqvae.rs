@@ -32,7 +32,6 @@ use rand::{Rng, SeedableRng};
 
 use crate::data::{self, CHUNK_ROWS};
 use crate::kmeans::KMeansConfig;
-use crate::progress::Progress;
 use crate::quantizer::{Quantizer, check_codes};
 use crate::{Error, Result};
 
@@ -84,9 +83,28 @@ pub struct RqVaeTrainConfig {
     /// windows catch a codebook that the moving encoder leaves behind within an epoch.
     #[config(default = 0)]
     pub dead_code_window: usize,
-    /// Draw a progress bar on stderr.
-    #[config(default = true)]
-    pub progress: bool,
+}
+
+/// Where RQ-VAE training stands, reported to the observer of [`RqVaeConfig::fit_observed`]
+/// (the library never prints: applications draw these as progress bars or log lines).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum RqVaeEvent<'a> {
+    /// A batch finished.
+    Batch {
+        /// Epoch, from 0.
+        epoch: usize,
+        /// Epochs in the run.
+        n_epochs: usize,
+        /// Batch in the epoch, from 0.
+        batch: usize,
+        /// Batches per epoch.
+        n_batches: usize,
+        /// Mean loss of the epoch's batches so far.
+        loss: f64,
+    },
+    /// An epoch finished.
+    Epoch(&'a EpochStats),
 }
 
 /// What one training epoch did.
@@ -367,6 +385,21 @@ impl RqVaeConfig {
         train: &RqVaeTrainConfig,
         device: &Device,
     ) -> Result<(RqVae, TrainHistory)> {
+        self.fit_observed(data, train, device, &mut |_| {})
+    }
+
+    /// [`RqVaeConfig::fit`], reporting every batch and epoch to `observer`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RqVaeConfig::fit`].
+    pub fn fit_observed(
+        &self,
+        data: ArrayView2<'_, f32>,
+        train: &RqVaeTrainConfig,
+        device: &Device,
+        observer: &mut dyn FnMut(RqVaeEvent<'_>),
+    ) -> Result<(RqVae, TrainHistory)> {
         self.validate()?;
         train.validate()?;
         data::check_data("rq-vae fit", data, Some(self.d_input))?;
@@ -392,7 +425,6 @@ impl RqVaeConfig {
         let mut optim = AdamConfig::new().init();
         let batch_size = train.batch_size.min(n);
         let n_batches = n.div_ceil(batch_size);
-        let progress = Progress::new(train.progress, train.n_epochs);
         let window = match train.dead_code_window {
             0 => 32 * self.codebook_size,
             w => w,
@@ -444,7 +476,13 @@ impl RqVaeConfig {
                     window_counts.iter_mut().for_each(|c| c.fill(0));
                     window_items = 0;
                 }
-                progress.batch(epoch, b, n_batches, sums[0] / (b + 1) as f64);
+                observer(RqVaeEvent::Batch {
+                    epoch,
+                    n_epochs: train.n_epochs,
+                    batch: b,
+                    n_batches,
+                    loss: sums[0] / (b + 1) as f64,
+                });
             }
             let stats = EpochStats {
                 epoch: epoch + 1,
@@ -457,7 +495,7 @@ impl RqVaeConfig {
                 n_reset,
                 seconds: start.elapsed().as_secs_f64(),
             };
-            progress.epoch(&stats.to_string());
+            observer(RqVaeEvent::Epoch(&stats));
             history.epochs.push(stats);
         }
         let model = model.valid();

@@ -36,11 +36,7 @@ pub(crate) fn small_config(d: usize) -> RqVaeConfig {
 }
 
 pub(crate) fn small_train() -> RqVaeTrainConfig {
-    RqVaeTrainConfig::new()
-        .with_n_epochs(N_EPOCHS)
-        .with_batch_size(32)
-        .with_learning_rate(1e-2)
-        .with_progress(false)
+    RqVaeTrainConfig::new().with_n_epochs(N_EPOCHS).with_batch_size(32).with_learning_rate(1e-2)
 }
 
 #[test]
@@ -105,7 +101,7 @@ fn history_and_determinism() {
         .with_d_latent(4)
         .with_codebook_size(8)
         .with_n_levels(3);
-    let train = RqVaeTrainConfig::new().with_n_epochs(3).with_batch_size(16).with_progress(false);
+    let train = RqVaeTrainConfig::new().with_n_epochs(3).with_batch_size(16);
     let (a, ha) = config.fit(data.view(), &train, &device()).unwrap();
     let (b, hb) = config.fit(data.view(), &train, &device()).unwrap();
     assert_eq!(ha.epochs.len(), 3);
@@ -122,7 +118,7 @@ fn history_and_determinism() {
 fn typed_errors() {
     let dev = device();
     let data = uniform(32, 8, 4);
-    let train = RqVaeTrainConfig::new().with_n_epochs(1).with_progress(false);
+    let train = RqVaeTrainConfig::new().with_n_epochs(1);
     let mut bad = data.clone();
     bad[[5, 1]] = f32::NAN;
     let config = RqVaeConfig::new(8).with_codebook_size(8).with_d_hidden(vec![8]);
@@ -160,5 +156,26 @@ fn configs_round_trip_through_json() {
     let back: RqVaeTrainConfig =
         serde_json::from_str(&serde_json::to_string(&train).unwrap()).unwrap();
     assert_eq!(back.seed, 42);
-    assert!(!back.progress);
+    assert_eq!(back.batch_size, 32);
+}
+
+#[test]
+fn the_observer_sees_every_batch_and_epoch() {
+    let data = uniform(100, 16, 2);
+    let train = small_train().with_n_epochs(3).with_batch_size(32);
+    let (mut batches, mut epochs) = (Vec::new(), Vec::new());
+    let (_, history) = small_config(16)
+        .fit_observed(data.view(), &train, &device(), &mut |e| match e {
+            cart_quant::RqVaeEvent::Batch { epoch, batch, n_batches, loss, .. } => {
+                assert!(loss.is_finite());
+                batches.push((epoch, batch, n_batches));
+            }
+            cart_quant::RqVaeEvent::Epoch(stats) => epochs.push(stats.epoch),
+            _ => {}
+        })
+        .unwrap();
+    assert_eq!(epochs, vec![1, 2, 3]);
+    assert_eq!(batches.len(), 3 * 4, "100 rows in batches of 32: 4 per epoch");
+    assert_eq!(batches[5], (1, 1, 4));
+    assert_eq!(history.epochs.len(), 3);
 }

@@ -51,22 +51,7 @@ impl DenseIndex {
     /// not a multiple of `dim`, [`Error::EmptyIndex`], [`Error::NonFinite`], and for cosine
     /// [`Error::ZeroVector`].
     pub fn new(mut vectors: Vec<f32>, dim: usize, metric: Metric) -> Result<Self> {
-        if dim == 0 {
-            return Err(Error::InvalidParameter {
-                name: "dim",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if !vectors.len().is_multiple_of(dim) {
-            return Err(Error::DimensionMismatch { expected: dim, got: vectors.len() % dim });
-        }
-        if vectors.is_empty() {
-            return Err(Error::EmptyIndex);
-        }
-        u32::try_from(vectors.len() / dim).map_err(|_| Error::InvalidParameter {
-            name: "vectors",
-            reason: "more than u32::MAX items".into(),
-        })?;
+        check_shape(&vectors, dim)?;
         prepare(&mut vectors, dim, metric, "item")?;
         Ok(Self { dim, metric, vectors })
     }
@@ -79,22 +64,7 @@ impl DenseIndex {
     /// As [`DenseIndex::new`], and for cosine [`Error::InvalidParameter`] when a row's norm is
     /// not 1 (within 1e-3): the vectors were not prepared by a `DenseIndex`.
     pub fn from_prepared(vectors: Vec<f32>, dim: usize, metric: Metric) -> Result<Self> {
-        if dim == 0 {
-            return Err(Error::InvalidParameter {
-                name: "dim",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if !vectors.len().is_multiple_of(dim) {
-            return Err(Error::DimensionMismatch { expected: dim, got: vectors.len() % dim });
-        }
-        if vectors.is_empty() {
-            return Err(Error::EmptyIndex);
-        }
-        u32::try_from(vectors.len() / dim).map_err(|_| Error::InvalidParameter {
-            name: "vectors",
-            reason: "more than u32::MAX items".into(),
-        })?;
+        check_shape(&vectors, dim)?;
         for (index, row) in vectors.chunks_exact(dim).enumerate() {
             if row.iter().any(|x| !x.is_finite()) {
                 return Err(Error::NonFinite { what: "item", index });
@@ -259,6 +229,24 @@ impl DenseIndex {
         prepare(&mut q, self.dim, self.metric, "query")?;
         Ok(q)
     }
+}
+
+/// A non-empty `[n, dim]` matrix with at most `u32::MAX` rows.
+fn check_shape(vectors: &[f32], dim: usize) -> Result<()> {
+    if dim == 0 {
+        return Err(Error::InvalidParameter { name: "dim", reason: "must be at least 1".into() });
+    }
+    if !vectors.len().is_multiple_of(dim) {
+        return Err(Error::DimensionMismatch { expected: dim, got: vectors.len() % dim });
+    }
+    if vectors.is_empty() {
+        return Err(Error::EmptyIndex);
+    }
+    u32::try_from(vectors.len() / dim).map_err(|_| Error::InvalidParameter {
+        name: "vectors",
+        reason: "more than u32::MAX items".into(),
+    })?;
+    Ok(())
 }
 
 /// Checks rows for non-finite values and, for cosine, normalises them.

@@ -92,10 +92,6 @@ pub struct IndexConfig {
     /// picked on the validation split during fit (and stored). Default: `None`.
     #[config(default = "None")]
     pub fuse_lambda: Option<f64>,
-    /// Report each stage on stderr (the quantizer and training progress follow their own
-    /// configs). Default: true.
-    #[config(default = true)]
-    pub progress: bool,
 }
 
 /// The default training run: batch 128, 4 epochs, one item-as-query row per item per epoch
@@ -163,16 +159,6 @@ impl IndexConfig {
                 c.train.seed = seed;
             }
             QuantizerConfig::Residual(r) => r.seed = seed,
-        }
-        self
-    }
-
-    /// Turns every progress report (stages, quantizer, training) on or off.
-    pub fn with_progress_everywhere(mut self, on: bool) -> Self {
-        self.progress = on;
-        self.train.progress = on;
-        if let QuantizerConfig::CoarseToFine(c) = &mut self.quantizer {
-            c.train.progress = on;
         }
         self
     }

@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::time::Instant;
 
 use burn::prelude::Device;
-use cart_ids::{IdAssignment, IdDiagnostics, IdLayout, IdTrie, assign_ids};
+use cart_ids::{IdDiagnostics, IdLayout, IdTrie, assign_ids};
 use cart_model::{Generator, Pairs, TrainConfig, TrainHistory};
 use cart_quant::{AnyQuantizer, Quantizer};
 use cart_search::{BeamSearchConfig, DenseIndex, Hit};
@@ -12,6 +12,7 @@ use ndarray::Array2;
 
 use crate::config::{IdVectors, IndexConfig, QuantizerConfig, SearchMode, SearchOptions};
 use crate::dense::{DEFAULT_FUSE_LAMBDA, centroids, fuse, pick_lambda};
+use crate::events::Event;
 use crate::vectors::Vectors;
 use crate::{Error, Result};
 
@@ -101,13 +102,6 @@ pub struct CartIndex {
     pub(crate) history: TrainHistory,
 }
 
-/// Reports a stage on stderr when asked to.
-fn stage(on: bool, message: std::fmt::Arguments<'_>) {
-    if on {
-        eprintln!("[cart] {message}");
-    }
-}
-
 impl CartIndex {
     /// Builds an index: fits the quantizer on `corpus.items` (or their supervised centroids,
     /// [`IndexConfig::id_vectors`]), assigns identifiers, builds the
@@ -124,6 +118,32 @@ impl CartIndex {
     /// [`Error::LengthMismatch`], [`Error::NonFinite`] and [`Error::UnknownItem`] for bad data,
     /// and the errors of the quantizer, the identifier assignment and training.
     pub fn fit(config: &IndexConfig, corpus: Corpus<'_>, device: &Device) -> Result<Self> {
+        Self::fit_observed(config, corpus, device, &mut |_| {})
+    }
+
+    /// [`CartIndex::fit`], reporting every stage, quantizer and training batch, epoch and
+    /// validation to `observer` ([`Event`]; its `Display` gives one readable line each). The
+    /// library never prints.
+    ///
+    /// ```no_run
+    /// # fn main() -> cart::Result<()> {
+    /// # let (config, corpus, device): (cart::IndexConfig, cart::Corpus<'_>, burn::prelude::Device) = todo!();
+    /// let index = cart::CartIndex::fit_observed(&config, corpus, &device, &mut |e| match e {
+    ///     cart::Event::Training(cart::model::TrainEvent::Batch { .. }) => {} // draw a bar here
+    ///     other => eprintln!("{other}"),
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`CartIndex::fit`].
+    pub fn fit_observed(
+        config: &IndexConfig,
+        corpus: Corpus<'_>,
+        device: &Device,
+        observer: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Self> {
         config.validate()?;
         let Corpus { items, queries, query_items, rerank } = corpus;
         let n = items.len();
@@ -183,11 +203,11 @@ impl CartIndex {
                 Vectors::new(&pulled, items.dim())?
             }
         };
-        stage(config.progress, format_args!("fitting the quantizer on {n} items"));
+        observer(Event::QuantizerStarted { n_items: n });
         let quantizer = match &config.quantizer {
-            QuantizerConfig::CoarseToFine(c) => {
-                AnyQuantizer::from(c.fit(id_input.view(), device)?.0)
-            }
+            QuantizerConfig::CoarseToFine(c) => AnyQuantizer::from(
+                c.fit_observed(id_input.view(), device, &mut |e| observer(Event::Quantizer(e)))?.0,
+            ),
             QuantizerConfig::Residual(c) => AnyQuantizer::from(c.fit(id_input.view(), device)?),
         };
         let (coarse, fine) = split_codes(&quantizer.encode(id_input.view())?);
@@ -210,17 +230,14 @@ impl CartIndex {
         let layout = layout(&sizes, u32::try_from(n_unique).unwrap_or(u32::MAX))?;
         let ids = assign_ids(&layout, &coarse, &fine)?;
         let trie = ids.to_trie()?;
-        stage(
-            config.progress,
-            format_args!(
-                "identifiers: {} tokens, vocabulary {}, {:.1}% of items share their codes, \
-                 largest group {needed} (U = {n_unique}); {:.1} s",
-                layout.id_len(),
-                layout.vocab_size(),
-                100.0 * ids.collision_rate(),
-                t.elapsed().as_secs_f64()
-            ),
-        );
+        observer(Event::Identifiers {
+            id_len: layout.id_len(),
+            vocab_size: layout.vocab_size(),
+            collision_rate: ids.collision_rate(),
+            largest_group: needed,
+            n_unique,
+            seconds: t.elapsed().as_secs_f64(),
+        });
 
         // 3. The generator, trained on (query, identifier) pairs.
         let mut generator_config = config.generator.clone();
@@ -251,14 +268,11 @@ impl CartIndex {
                 Some(DenseIndex::new(vectors, width, config.rerank_metric)?)
             }
         };
-        stage(
-            config.progress,
-            format_args!(
-                "training the generator on {} pairs ({} held out for validation)",
-                train.1.len(),
-                valid.1.len()
-            ),
-        );
+        observer(Event::TrainingStarted {
+            n_train: train.1.len(),
+            n_valid: valid.1.len(),
+            n_epochs: config.train.n_epochs,
+        });
         let t = Instant::now();
         let valid_pairs = (!valid.1.is_empty()).then(|| Pairs::new(&valid.0, &valid.1));
         let pairs = Pairs::new(&train.0, &train.1).with_item_vectors(&targets);
@@ -266,19 +280,24 @@ impl CartIndex {
             device.seed(config.train.seed);
             let mut start = generator_config.init(device)?;
             start.set_dense_tables(&targets)?;
-            start.fit_more(&config.train, pairs, valid_pairs, &ids)?
+            start.fit_more_observed(&config.train, pairs, valid_pairs, &trie, &mut |e| {
+                observer(Event::Training(e))
+            })?
         } else {
-            generator_config.fit(&config.train, pairs, valid_pairs, &ids, device)?
+            generator_config.fit_observed(
+                &config.train,
+                pairs,
+                valid_pairs,
+                &trie,
+                device,
+                &mut |e| observer(Event::Training(e)),
+            )?
         };
-        stage(
-            config.progress,
-            format_args!(
-                "trained {} parameters in {:.1} s (best epoch {})",
-                generator.n_params(),
-                t.elapsed().as_secs_f64(),
-                history.best_epoch
-            ),
-        );
+        observer(Event::Trained {
+            n_params: generator.n_params(),
+            seconds: t.elapsed().as_secs_f64(),
+            best_epoch: history.best_epoch,
+        });
         let mut config = config.clone();
         config.generator = generator_config;
         if config.fuse_lambda.is_none() {
@@ -290,13 +309,7 @@ impl CartIndex {
                 let search = BeamSearchConfig::default().with_beam_width(beam).with_top_k(beam);
                 let candidates = generator.search(&trie, search, &valid.0)?;
                 let (lambda, m) = pick_lambda(d, &valid.0, &candidates, &valid.1)?;
-                stage(
-                    config.progress,
-                    format_args!(
-                        "fused score: lambda {lambda} (validation R@1 {:.4})",
-                        m[0].recall
-                    ),
-                );
+                observer(Event::LambdaPicked { lambda, recall: m[0].recall });
                 config.fuse_lambda = Some(lambda);
             }
         }
@@ -491,7 +504,6 @@ impl CartIndex {
             return Err(Error::UnknownItem { item, n_items: trie.len() });
         }
         ft.queries.check_finite("fine-tune queries")?;
-        let ids = IdAssignment::from_trie(trie)?;
         // the augmentations draw on the items' stored query-space vectors, as at fit time
         let item_vectors: Option<Vec<f32>> = self.dense.as_ref().and_then(|d| {
             (d.len() == trie.len()).then(|| {
@@ -506,7 +518,7 @@ impl CartIndex {
         if let Some(v) = &item_vectors {
             pairs = pairs.with_item_vectors(v);
         }
-        Ok(base.fit_more(&ft.train, pairs, None, &ids)?)
+        Ok(base.fit_more(&ft.train, pairs, None, trie)?)
     }
 
     /// Number of items.

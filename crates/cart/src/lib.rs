@@ -38,7 +38,7 @@
 //! )
 //! .with_rerank(Vectors::new(&data.items_in_query_space, 16)?);
 //!
-//! let mut config = IndexConfig::residual(8, 2, 8).with_progress_everywhere(false);
+//! let mut config = IndexConfig::residual(8, 2, 8);
 //! config.train = config.train.with_n_epochs(2);
 //! config.generator = config.generator.with_d_model(32).with_d_ff(64);
 //! let index = CartIndex::fit(&config, corpus, &Device::flex())?;
@@ -63,6 +63,7 @@
 mod config;
 mod dense;
 mod error;
+mod events;
 mod index;
 mod store;
 pub mod synthetic;
@@ -74,6 +75,7 @@ pub use config::{
 };
 pub use dense::{DEFAULT_FUSE_LAMBDA, supervised_centroids};
 pub use error::{Error, Result};
+pub use events::Event;
 pub use index::{CartIndex, Corpus, FineTune, IndexQuantizer, MAX_UNIQUE, split_codes};
 pub use store::{FORMAT, FORMAT_VERSION};
 pub use vectors::Vectors;

@@ -18,8 +18,7 @@ pub(crate) fn data(n: usize) -> SyntheticCorpus {
 }
 
 pub(crate) fn config(epochs: usize) -> IndexConfig {
-    let mut c =
-        IndexConfig::residual(8, 2, 6).with_seed_everywhere(3).with_progress_everywhere(false);
+    let mut c = IndexConfig::residual(8, 2, 6).with_seed_everywhere(3);
     c.train = c.train.with_n_epochs(epochs).with_batch_size(64).with_learning_rate(3e-3);
     c.generator = c
         .generator
@@ -401,4 +400,49 @@ fn fused_search_lambda_and_dense_head() {
     assert_eq!(index.generator().config().n_items, n as usize + 2);
     let hits = index.search_with(&new_q, SearchOptions::new(5).with_beam_width(20)).unwrap();
     assert!(hits.iter().flatten().all(|h| h.item < n + 2));
+}
+
+/// The observer sees every stage in order, each training epoch and the validation floor; the
+/// observed fit is the same fit (the observer changes nothing).
+#[test]
+fn fit_observed_reports_every_stage_in_order() {
+    use cart::Event;
+    use cart::model::TrainEvent;
+    let _guard = rng_lock();
+    let d = data(120);
+    let mut c = config(2);
+    c.validation_fraction = 0.2;
+    let mut seen = Vec::new();
+    let mut batches = 0;
+    let index = CartIndex::fit_observed(&c, corpus(&d), &Device::flex(), &mut |e| {
+        if let Event::Training(TrainEvent::Batch { .. }) = e {
+            batches += 1;
+            return;
+        }
+        assert!(!e.to_string().is_empty());
+        seen.push(match e {
+            Event::QuantizerStarted { .. } => "quantizer",
+            Event::Identifiers { .. } => "identifiers",
+            Event::TrainingStarted { n_epochs: 2, .. } => "training",
+            Event::Training(TrainEvent::Start(m)) if !m.is_empty() => "floor",
+            Event::Training(TrainEvent::Epoch(s)) if !s.valid.is_empty() => "epoch",
+            Event::Trained { .. } => "trained",
+            Event::LambdaPicked { .. } => "lambda",
+            other => panic!("unexpected {other:?}"),
+        });
+    })
+    .unwrap();
+    let expected =
+        ["quantizer", "identifiers", "training", "floor", "epoch", "epoch", "trained", "lambda"];
+    assert_eq!(seen, expected);
+    assert!(batches >= 2, "{batches} batches");
+    let plain = CartIndex::fit(&c, corpus(&d), &Device::flex()).unwrap();
+    let runs = |i: &CartIndex| -> Vec<_> {
+        i.history().epochs.iter().map(|e| (e.loss.to_bits(), e.valid.clone())).collect()
+    };
+    assert_eq!(runs(&plain), runs(&index), "the same run, seconds aside");
+    assert_eq!(
+        plain.search(&d.test_queries, 5).unwrap(),
+        index.search(&d.test_queries, 5).unwrap()
+    );
 }

@@ -17,6 +17,19 @@ fn dense_rows(index: &CartIndex) -> Vec<f32> {
     (0..d.len() as u32).flat_map(|i| d.vector(i).unwrap().to_vec()).collect()
 }
 
+/// The same data fitted with other seeds: an index whose files all differ from `fit`'s.
+fn other_index(d: &cart::synthetic::SyntheticCorpus) -> CartIndex {
+    let c = config(1).with_seed_everywhere(11);
+    CartIndex::fit(&c, crate::index::corpus_of(d), &Device::flex()).unwrap()
+}
+
+/// The names in `dir`, sorted.
+fn entries(dir: &Path) -> Vec<std::ffi::OsString> {
+    let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    names
+}
+
 fn copy_file(from: &Path, to: &Path, name: &str) {
     fs::copy(from.join(name), to.join(name)).unwrap();
 }
@@ -26,9 +39,7 @@ fn files_from_another_index_or_save_are_refused() {
     let _guard = rng_lock();
     let d = data(120);
     let a = fit(&d, 1);
-    let mut b_config = config(1).with_seed_everywhere(11);
-    b_config.progress = false;
-    let b = CartIndex::fit(&b_config, crate::index::corpus_of(&d), &Device::flex()).unwrap();
+    let b = other_index(&d);
     let root = scratch("identity");
     let device = Device::flex();
     for file in ["quantizer.bin", "rerank.bin", "generator.bin", "trie.bin"] {
@@ -109,9 +120,7 @@ fn concurrent_saves_and_loads_never_mix_or_lose_an_index() {
     let _guard = rng_lock();
     let d = data(120);
     let a = fit(&d, 1);
-    let mut b_config = config(1).with_seed_everywhere(11);
-    b_config.progress = false;
-    let b = CartIndex::fit(&b_config, crate::index::corpus_of(&d), &Device::flex()).unwrap();
+    let b = other_index(&d);
     let (rows_a, rows_b) = (dense_rows(&a), dense_rows(&b));
     let (gen_a, gen_b) = (a.generator().to_bytes().unwrap(), b.generator().to_bytes().unwrap());
     assert_ne!(gen_a, gen_b);
@@ -138,8 +147,7 @@ fn concurrent_saves_and_loads_never_mix_or_lose_an_index() {
             );
         }
     });
-    let mut names: Vec<_> = fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
-    names.sort();
+    let names = entries(&root);
     assert_eq!(names, vec![".idx.lock", "idx"], "leftovers of the saves");
     let _ = fs::remove_dir_all(&root);
 }
@@ -162,8 +170,7 @@ fn a_crash_between_the_renames_is_recovered_and_leftovers_cleaned() {
     assert_eq!(loaded.trie(), index.trie());
     assert!(dir.join("index.json").exists(), "recovered under its name");
     index.save(&dir).unwrap();
-    let mut names: Vec<_> = fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
-    names.sort();
+    let names = entries(&root);
     assert_eq!(names, vec![".idx.lock", "idx"], "stale siblings are removed by the next save");
     let _ = fs::remove_dir_all(&root);
 }

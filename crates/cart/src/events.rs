@@ -1,0 +1,116 @@
+//! [`Event`]: what [`CartIndex::fit_observed`](crate::CartIndex::fit_observed) reports. The
+//! library never prints; an application passes an observer and draws what it wants (the
+//! quickstart: progress bars and log lines with `indicatif`).
+
+use std::fmt;
+
+use cart_model::TrainEvent;
+use cart_quant::RqVaeEvent;
+
+/// One step of a fit, in the order they happen.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// The quantizer starts on `n_items` vectors.
+    QuantizerStarted {
+        /// Items being quantized.
+        n_items: usize,
+    },
+    /// A batch or epoch of the RQ-VAE (coarse-to-fine quantizer only).
+    Quantizer(RqVaeEvent<'a>),
+    /// Every item has its identifier.
+    Identifiers {
+        /// Tokens per identifier (`M + 2`).
+        id_len: usize,
+        /// The generator's vocabulary.
+        vocab_size: usize,
+        /// Share of items whose codes `[k, v1..vM]` another item shares.
+        collision_rate: f64,
+        /// Items in the largest group of equal codes.
+        largest_group: usize,
+        /// Uniqueness values `U` (the largest group times the headroom).
+        n_unique: usize,
+        /// Seconds since the fit started.
+        seconds: f64,
+    },
+    /// The generator starts training.
+    TrainingStarted {
+        /// Training pairs.
+        n_train: usize,
+        /// Pairs held out for validation.
+        n_valid: usize,
+        /// Epochs in the run.
+        n_epochs: usize,
+    },
+    /// A measurement, batch or epoch of the generator's training.
+    Training(TrainEvent<'a>),
+    /// The generator is trained.
+    Trained {
+        /// Its parameters.
+        n_params: usize,
+        /// Seconds of training.
+        seconds: f64,
+        /// The epoch kept (0: the starting model).
+        best_epoch: usize,
+    },
+    /// The fused score's `lambda` was picked on the validation split.
+    LambdaPicked {
+        /// The value picked.
+        lambda: f64,
+        /// Validation Recall@1 of the fused score with it.
+        recall: f64,
+    },
+}
+
+/// One readable line per event (batches included: an application that draws bars uses the
+/// fields instead).
+impl fmt::Display for Event<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::QuantizerStarted { n_items } => {
+                write!(f, "fitting the quantizer on {n_items} items")
+            }
+            Event::Quantizer(RqVaeEvent::Epoch(stats)) => write!(f, "{stats}"),
+            Event::Quantizer(RqVaeEvent::Batch { epoch, n_epochs, batch, n_batches, loss })
+            | Event::Training(TrainEvent::Batch { epoch, n_epochs, batch, n_batches, loss }) => {
+                write!(
+                    f,
+                    "epoch {}/{n_epochs} batch {}/{n_batches} loss {loss:.4}",
+                    epoch + 1,
+                    batch + 1
+                )
+            }
+            Event::Identifiers {
+                id_len,
+                vocab_size,
+                collision_rate,
+                largest_group,
+                n_unique,
+                seconds,
+            } => write!(
+                f,
+                "identifiers: {id_len} tokens, vocabulary {vocab_size}, {:.1}% of items share \
+                 their codes, largest group {largest_group} (U = {n_unique}); {seconds:.1} s",
+                100.0 * collision_rate
+            ),
+            Event::TrainingStarted { n_train, n_valid, n_epochs } => write!(
+                f,
+                "training the generator for {n_epochs} epochs on {n_train} pairs ({n_valid} held \
+                 out for validation)"
+            ),
+            Event::Training(TrainEvent::Start(metrics)) => match metrics.first() {
+                Some(m) => write!(f, "before training: validation R@1 {:.4}", m.recall),
+                None => write!(f, "before training"),
+            },
+            Event::Training(TrainEvent::Epoch(stats)) => write!(f, "{stats}"),
+            Event::Trained { n_params, seconds, best_epoch } => write!(
+                f,
+                "trained {n_params} parameters in {seconds:.1} s (best epoch {best_epoch})"
+            ),
+            Event::LambdaPicked { lambda, recall } => {
+                write!(f, "fused score: lambda {lambda} (validation R@1 {recall:.4})")
+            }
+            _ => write!(f, "{self:?}"),
+        }
+    }
+}
