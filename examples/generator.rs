@@ -22,7 +22,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
 use cart_examples::{EmojiData, Report, default_data_dir, show_examples};
-use cart_ids::{IdLayout, assign_ids};
 use cart_model::{GeneratorConfig, Pairs, TrainConfig};
 use cart_quant::{
     CoarseToFineConfig, KMeansConfig, Quantizer, ResidualQuantizerConfig, RqVaeConfig,
@@ -138,14 +137,10 @@ fn main() -> Result<()> {
         }
         other => bail!("--quantizer {other}: expected c2f or rq"),
     };
-    let width = codes.ncols();
     let flat: Vec<u32> = codes.iter().copied().collect();
-    let coarse: Vec<u32> = flat.chunks_exact(width).map(|r| r[0]).collect();
-    let fine: Vec<u32> = flat.chunks_exact(width).flat_map(|r| r[1..].to_vec()).collect();
-    let probe = IdLayout::new(args.coarse as u32, args.levels, args.codes as u32, n as u32)?;
-    let needed = assign_ids(&probe, &coarse, &fine)?.largest_group() as u32;
-    let layout = IdLayout::new(args.coarse as u32, args.levels, args.codes as u32, needed)?;
-    let ids = assign_ids(&layout, &coarse, &fine)?;
+    let sizes = [args.coarse].into_iter().chain(std::iter::repeat_n(args.codes, args.levels));
+    let ids = cart_ids::assign_codes(&sizes.collect::<Vec<_>>(), &flat, 1.0)?;
+    let layout = *ids.layout();
     let trie = ids.to_trie()?;
     println!(
         "ids ({}): K={} M={} C={} U={} -> {} tokens, vocabulary {}; {:.1}% of items collide; {:.1} s",
@@ -153,7 +148,7 @@ fn main() -> Result<()> {
         args.coarse,
         args.levels,
         args.codes,
-        needed,
+        layout.n_unique(),
         layout.id_len(),
         layout.vocab_size(),
         100.0 * ids.collision_rate(),

@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use anyhow::Result;
 use burn::prelude::Device;
-use cart::ids::assign_ids;
 use cart::quant::{Quantizer, ResidualQuantizerConfig};
 use cart::search::{DenseIndex, Hit, Metric, evaluate};
 use cart::synthetic::SyntheticConfig;
@@ -61,11 +60,9 @@ fn main() -> Result<()> {
         let quantizer = ResidualQuantizerConfig::new(sizes).fit(items.view(), &device)?;
         let codes = quantizer.encode(items.view())?;
         let t_codes = t.elapsed().as_secs_f64();
-        let (coarse, fine) = cart::split_codes(&codes);
-        let probe = cart::ids::IdLayout::new(k as u32, m, c as u32, n as u32)?;
-        let ids = assign_ids(&probe, &coarse, &fine)?;
-        let layout = cart::ids::IdLayout::new(k as u32, m, c as u32, ids.largest_group() as u32)?;
-        let trie = assign_ids(&layout, &coarse, &fine)?.to_trie()?;
+        let flat: Vec<u32> = codes.iter().copied().collect();
+        let ids = cart::ids::assign_codes(&quantizer.codebook_sizes(), &flat, 1.0)?;
+        let trie = ids.to_trie()?;
         let bytes = trie.memory_bytes() as f64 / n as f64;
 
         let dense = DenseIndex::new(data.items_in_query_space.clone(), d, Metric::Cosine)?;

@@ -178,9 +178,129 @@ pub fn assign_ids(layout: &IdLayout, coarse: &[u32], fine: &[u32]) -> Result<IdA
     Ok(IdAssignment { layout: *layout, tokens, n_colliding, largest_group: largest })
 }
 
+/// Most uniqueness values a headroom may add beyond the largest collision group: the `U`
+/// tokens are part of the generator's vocabulary.
+pub const MAX_UNIQUE: usize = 1 << 16;
+
+impl IdLayout {
+    /// The layout for a quantizer's codebook sizes `[K, C, .., C]` (the coarse codebook, then
+    /// `M` fine levels of one size) and `n_unique` suffixes.
+    ///
+    /// ```
+    /// let layout = cart_ids::IdLayout::for_codebooks(&[64, 32, 32, 32], 4)?;
+    /// assert_eq!((layout.n_coarse(), layout.n_levels(), layout.id_len()), (64, 3, 5));
+    /// # Ok::<(), cart_ids::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidLayout`] for no sizes, fine levels of different sizes, a size over
+    /// `u32::MAX`, or what [`IdLayout::new`] refuses.
+    pub fn for_codebooks(sizes: &[usize], n_unique: u32) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidLayout { reason };
+        let (&k, fine) = sizes.split_first().ok_or_else(|| invalid("no codebook sizes".into()))?;
+        let c = fine.first().copied().unwrap_or(1);
+        if fine.iter().any(|&s| s != c) {
+            return Err(invalid(format!(
+                "codebook sizes {sizes:?}: the fine levels must share one codebook size"
+            )));
+        }
+        let to_u32 = |v: usize| u32::try_from(v).map_err(|_| invalid(format!("codebook size {v}")));
+        IdLayout::new(to_u32(k)?, fine.len(), to_u32(c)?, n_unique)
+    }
+}
+
+/// The coarse codes and the flat fine codes of a quantizer's row-major `[n, width]` code
+/// matrix (`width = 1 + M`), as [`assign_ids`] and [`IdTrie::insert_codes`] take them.
+///
+/// ```
+/// assert_eq!(cart_ids::split_codes(&[3, 1, 2, 0, 4, 5], 3)?, (vec![3, 0], vec![1, 2, 4, 5]));
+/// # Ok::<(), cart_ids::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::LengthMismatch`] if `codes` is not a whole number of rows of `width >= 1`.
+pub fn split_codes(codes: &[u32], width: usize) -> Result<(Vec<u32>, Vec<u32>)> {
+    if width == 0 || !codes.len().is_multiple_of(width) {
+        return Err(Error::LengthMismatch {
+            expected: width.max(1),
+            got: codes.len() % width.max(1),
+        });
+    }
+    let coarse = codes.iter().step_by(width).copied().collect();
+    let fine = codes.chunks_exact(width).flat_map(|row| row[1..].iter().copied()).collect();
+    Ok((coarse, fine))
+}
+
+/// Identifiers for a quantizer's `[n, 1 + M]` code matrix (row-major, codebook sizes
+/// `sizes`), with the uniqueness range sized in one pass: `U = ceil(largest group x
+/// headroom)`, at least the largest group, so that items added later find free suffixes.
+///
+/// ```
+/// // items 0 and 2 share the codes [1, 3]: U = 2 x 2.0
+/// let ids = cart_ids::assign_codes(&[2, 4], &[1, 3, 0, 0, 1, 3], 2.0)?;
+/// assert_eq!((ids.largest_group(), ids.layout().n_unique()), (2, 4));
+/// # Ok::<(), cart_ids::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidLayout`] for a headroom that is not finite and at least 1, or that asks for
+/// more than [`MAX_UNIQUE`] values beyond the largest group; as [`IdLayout::for_codebooks`],
+/// [`split_codes`] and [`assign_ids`] otherwise.
+pub fn assign_codes(sizes: &[usize], codes: &[u32], headroom: f64) -> Result<IdAssignment> {
+    let invalid = |reason: String| Error::InvalidLayout { reason };
+    if !(headroom.is_finite() && headroom >= 1.0) {
+        return Err(invalid(format!("unique_headroom {headroom}: finite and >= 1")));
+    }
+    let width = sizes.len();
+    let (coarse, fine) = split_codes(codes, width)?;
+    // the largest group of equal code rows, from one sort of the row indices
+    let n = coarse.len();
+    let row = |i: usize| &codes[i * width..(i + 1) * width];
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_unstable_by(|&a, &b| row(a).cmp(row(b)));
+    let mut needed = usize::from(n > 0);
+    let mut run = 1;
+    for w in order.windows(2) {
+        run = if row(w[0]) == row(w[1]) { run + 1 } else { 1 };
+        needed = needed.max(run);
+    }
+    let n_unique = ((needed as f64 * headroom).ceil() as usize).max(needed);
+    if n_unique > MAX_UNIQUE.max(needed) {
+        return Err(invalid(format!(
+            "unique_headroom {headroom} gives U = {n_unique} for a largest group of {needed}; \
+             U may exceed the largest group only up to {MAX_UNIQUE} values"
+        )));
+    }
+    let n_unique = u32::try_from(n_unique).map_err(|_| invalid(format!("U = {n_unique}")))?;
+    assign_ids(&IdLayout::for_codebooks(sizes, n_unique)?, &coarse, &fine)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn assign_codes_sizes_u_in_one_pass_like_the_two_pass_rule() {
+        // 6 items, codes [k, v]; [1, 2] three times, [0, 0] twice
+        let codes = [1, 2, 0, 0, 1, 2, 3, 1, 0, 0, 1, 2];
+        let sizes = [4, 3];
+        let (coarse, fine) = split_codes(&codes, 2).unwrap();
+        let probe = IdLayout::for_codebooks(&sizes, 6).unwrap();
+        let needed = assign_ids(&probe, &coarse, &fine).unwrap().largest_group();
+        assert_eq!(needed, 3);
+        for (headroom, u) in [(1.0, 3), (1.5, 5), (2.0, 6)] {
+            let ids = assign_codes(&sizes, &codes, headroom).unwrap();
+            let two_pass = IdLayout::for_codebooks(&sizes, u).unwrap();
+            assert_eq!(ids, assign_ids(&two_pass, &coarse, &fine).unwrap(), "headroom {headroom}");
+        }
+        for bad in [0.5, f64::NAN, 1e8] {
+            let e = assign_codes(&sizes, &codes, bad).unwrap_err();
+            assert!(e.to_string().contains("unique_headroom"), "{bad}: {e}");
+        }
+        assert!(split_codes(&codes[..5], 2).is_err());
+        assert!(IdLayout::for_codebooks(&[4, 3, 5], 1).is_err(), "fine levels of two sizes");
+        assert!(IdLayout::for_codebooks(&[], 1).is_err());
+    }
 
     #[test]
     fn overflow_names_the_needed_size() {

@@ -53,7 +53,7 @@ mod layout;
 mod persist;
 mod trie;
 
-pub use assign::{IdAssignment, assign_ids};
+pub use assign::{IdAssignment, MAX_UNIQUE, assign_codes, assign_ids, split_codes};
 pub use diagnostics::{DepthStats, IdDiagnostics};
 pub use error::{Error, Result};
 pub use layout::{IdLayout, MAX_ID_LEN, SemanticId, Token, TokenKind};

@@ -4,21 +4,16 @@ use std::ops::Range;
 use std::time::Instant;
 
 use burn::prelude::Device;
-use cart_ids::{IdDiagnostics, IdLayout, IdTrie, assign_ids};
+use cart_ids::{IdDiagnostics, IdLayout, IdTrie, assign_codes, split_codes};
 use cart_model::{Generator, Pairs, TrainConfig, TrainHistory};
 use cart_quant::{AnyQuantizer, Quantizer};
 use cart_search::{BeamSearchConfig, DenseIndex, Hit};
-use ndarray::Array2;
 
 use crate::config::{IdVectors, IndexConfig, QuantizerConfig, SearchMode, SearchOptions};
 use crate::dense::{DEFAULT_FUSE_LAMBDA, centroids, fuse, pick_lambda};
 use crate::events::Event;
 use crate::vectors::Vectors;
 use crate::{Error, Result};
-
-/// Most uniqueness values [`IndexConfig::unique_headroom`] may ask for (beyond what the
-/// largest collision needs): `U` tokens are part of the generator's vocabulary.
-pub const MAX_UNIQUE: usize = 1 << 16;
 
 /// The fitted quantizer of an index: [`cart_quant::AnyQuantizer`] (coarse-to-fine or
 /// residual; its file names its kind).
@@ -210,32 +205,18 @@ impl CartIndex {
             ),
             QuantizerConfig::Residual(c) => AnyQuantizer::from(c.fit(id_input.view(), device)?),
         };
-        let (coarse, fine) = split_codes(&quantizer.encode(id_input.view())?);
+        let codes: Vec<u32> = quantizer.encode(id_input.view())?.iter().copied().collect();
 
         // 2. Identifiers [k, v1..vM, u], with room in u for later items.
-        let sizes = quantizer.codebook_sizes();
-        let probe = layout(&sizes, n32)?;
-        let needed = assign_ids(&probe, &coarse, &fine)?.largest_group();
-        let n_unique = ((needed as f64 * config.unique_headroom).ceil() as usize).max(needed);
-        if n_unique > MAX_UNIQUE.max(needed) {
-            return Err(Error::config(
-                "unique_headroom",
-                format!(
-                    "{} (U = {n_unique} for a largest group of {needed})",
-                    config.unique_headroom
-                ),
-                "U may exceed the largest collision group only up to 65,536 values",
-            ));
-        }
-        let layout = layout(&sizes, u32::try_from(n_unique).unwrap_or(u32::MAX))?;
-        let ids = assign_ids(&layout, &coarse, &fine)?;
+        let ids = assign_codes(&quantizer.codebook_sizes(), &codes, config.unique_headroom)?;
+        let layout = *ids.layout();
         let trie = ids.to_trie()?;
         observer(Event::Identifiers {
             id_len: layout.id_len(),
             vocab_size: layout.vocab_size(),
             collision_rate: ids.collision_rate(),
-            largest_group: needed,
-            n_unique,
+            largest_group: ids.largest_group(),
+            n_unique: layout.n_unique() as usize,
             seconds: t.elapsed().as_secs_f64(),
         });
 
@@ -437,7 +418,8 @@ impl CartIndex {
                 Vectors::new(&pulled, items.dim())?
             }
         };
-        let (coarse, fine) = split_codes(&self.quantizer.encode(id_input.view())?);
+        let codes: Vec<u32> = self.quantizer.encode(id_input.view())?.iter().copied().collect();
+        let (coarse, fine) = split_codes(&codes, self.layout().n_levels() + 1)?;
         let mut trie = self.trie.clone();
         let keys_vec: Vec<u32> = keys.clone().collect();
         trie.insert_codes(&keys_vec, &coarse, &fine)?;
@@ -590,37 +572,6 @@ impl CartIndex {
     pub fn id_of(&self, item: u32) -> Result<cart_ids::SemanticId> {
         self.trie.id_of(item).map_err(|_| Error::UnknownItem { item, n_items: self.len() })
     }
-}
-
-/// The layout for codebook sizes `[K, C, .., C]` and `n_unique` suffixes.
-pub(crate) fn layout(sizes: &[usize], n_unique: u32) -> Result<IdLayout> {
-    let (&k, fine) = sizes.split_first().ok_or(Error::config("codebook sizes", "[]", "empty"))?;
-    let c = fine.first().copied().unwrap_or(1);
-    if fine.iter().any(|&s| s != c) {
-        return Err(Error::config(
-            "codebook sizes",
-            format!("{sizes:?}"),
-            "the fine levels must share one codebook size",
-        ));
-    }
-    let to_u32 = |v: usize| {
-        u32::try_from(v).map_err(|_| Error::config("codebook size", v, "at most u32::MAX"))
-    };
-    Ok(IdLayout::new(to_u32(k)?, fine.len(), to_u32(c)?, n_unique)?)
-}
-
-/// The coarse codes and the flat fine codes of a quantizer's `[n, 1 + M]` code matrix, as
-/// [`cart_ids::assign_ids`] and [`IdTrie::insert_codes`] take them.
-///
-/// ```
-/// let codes = ndarray::array![[3, 1, 2], [0, 4, 5]];
-/// assert_eq!(cart::split_codes(&codes), (vec![3, 0], vec![1, 2, 4, 5]));
-/// ```
-pub fn split_codes(codes: &Array2<u32>) -> (Vec<u32>, Vec<u32>) {
-    let coarse = codes.column(0).to_vec();
-    let fine =
-        codes.slice_axis(ndarray::Axis(1), ndarray::Slice::from(1..)).iter().copied().collect();
-    (coarse, fine)
 }
 
 type Split = (Vec<f32>, Vec<u32>);

@@ -69,6 +69,7 @@ mod store;
 pub mod synthetic;
 mod vectors;
 
+pub use cart_ids::MAX_UNIQUE;
 pub use config::{
     IdVectors, IndexConfig, QuantizerConfig, SearchMode, SearchOptions, default_generator,
     default_train,
@@ -76,7 +77,7 @@ pub use config::{
 pub use dense::{DEFAULT_FUSE_LAMBDA, supervised_centroids};
 pub use error::{Error, Result};
 pub use events::Event;
-pub use index::{CartIndex, Corpus, FineTune, IndexQuantizer, MAX_UNIQUE, split_codes};
+pub use index::{CartIndex, Corpus, FineTune, IndexQuantizer};
 pub use store::{FORMAT, FORMAT_VERSION};
 pub use vectors::Vectors;
 

@@ -43,14 +43,14 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::Device;
 use cart_format::{Container, Writer, bytes_to_f32s, f32s_to_bytes};
-use cart_ids::{IdAssignment, IdTrie};
+use cart_ids::{IdAssignment, IdLayout, IdTrie};
 use cart_model::{Generator, TrainHistory};
 use cart_quant::{AnyQuantizer, Quantizer};
 use cart_search::{DenseIndex, Metric};
 use serde::{Deserialize, Serialize};
 
 use crate::config::IndexConfig;
-use crate::index::{CartIndex, layout};
+use crate::index::CartIndex;
 use crate::{Error, Result};
 
 /// Name in the manifest's `format` field.
@@ -241,7 +241,7 @@ struct Changed(Error);
 impl CartIndex {
     /// Saves every part to the directory `dir` (created if needed), atomically and durably:
     /// the complete new index is written beside it, then swapped in (see the
-    /// [module docs](crate::store) for the protocol). An existing `dir` must be empty or a
+    /// protocol in `docs/formats.md`). An existing `dir` must be empty or a
     /// cart index directory holding nothing but index files (it is then replaced); anything
     /// else is refused, so a wrong path cannot destroy unrelated files. Saves of one path are
     /// serialised (across threads and processes); the leftovers of a crashed save are
@@ -441,7 +441,7 @@ impl CartIndex {
         // The parts must fit together.
         let bad = |reason: String| Err(Error::format(dir, reason));
         let l = trie.layout();
-        if layout(&quantizer.codebook_sizes(), l.n_unique())? != *l {
+        if IdLayout::for_codebooks(&quantizer.codebook_sizes(), l.n_unique())? != *l {
             return bad("the quantizer's codebooks do not match the identifier layout".into());
         }
         let g = generator.config();
