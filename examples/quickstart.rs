@@ -12,7 +12,7 @@
 //! cargo run --release --example quickstart -- [--epochs 4] [--lr 1e-3] [--rdrop] [--no-names]
 //!     [--no-fusion] [--quantizer c2f|rq] [--shape 64x3x32] [--ids-from minilm|e5|supervised] [--beam 10]
 //!     [--seed 0] [--save DIR] [--quiet] [--no-dense-head] [--item-queries 1.0]
-//!     [--interpolation 0.5] [--raw-targets] [--transformer-scale 0.1]
+//!     [--interpolation 0.5] [--raw-targets] [--transformer-scale 0.1] [--device cpu|wgpu]
 //! ```
 //!
 //! - Names (on; `--no-names` drops them): each item's English name, embedded by the query
@@ -32,11 +32,13 @@
 //!   `--raw-targets` (dense-head targets from the items' e5 vectors alone, not their supervised
 //!   centroids), `--transformer-scale` (0: the dense head alone) are the ablation's switches
 //!   (`benches/ablation.sh`); `--shape KxMxC` sets the identifier shape.
+//! - `--device cpu` (burn's flex backend, the default) or `--device wgpu` (build with
+//!   `--features wgpu`): the device is always chosen explicitly, since burn's
+//!   `Device::default()` picks wgpu whenever it is built.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use burn::prelude::Device;
 use cart::search::{DenseIndex, Hit, Metric};
 use cart::{CartIndex, Corpus, IndexConfig, SearchMode, SearchOptions, Vectors};
 use cart_examples::{EmojiData, FitProgress, Report, default_data_dir, show_examples};
@@ -59,6 +61,7 @@ struct Args {
     raw_targets: bool,
     transformer_scale: Option<f64>,
     shape: (usize, usize, usize),
+    device: String,
 }
 
 fn parse() -> Result<Args> {
@@ -80,6 +83,7 @@ fn parse() -> Result<Args> {
         raw_targets: false,
         transformer_scale: None,
         shape: (64, 3, 32),
+        device: "cpu".into(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -96,6 +100,7 @@ fn parse() -> Result<Args> {
             "--seed" => a.seed = value()?.parse()?,
             "--save" => a.save = Some(value()?),
             "--quiet" => a.quiet = true,
+            "--device" => a.device = value()?,
             "--no-dense-head" => a.dense_head = false,
             "--item-queries" => a.item_queries = Some(value()?.parse()?),
             "--interpolation" => a.interpolation = Some(value()?.parse()?),
@@ -124,7 +129,7 @@ fn parse() -> Result<Args> {
 fn main() -> Result<()> {
     let args = parse()?;
     let started = Instant::now();
-    let device = Device::default();
+    let device = cart_examples::device(&args.device)?;
     let data = EmojiData::load(default_data_dir())?;
     let (n, d_item, d_query) = (data.items.rows(), data.items.cols(), data.test_queries.cols());
     println!(
