@@ -235,9 +235,6 @@ fn read_manifest(path: &Path) -> Result<Manifest> {
     Ok(manifest)
 }
 
-/// A load that found a file of another save: worth starting again.
-struct Changed(Error);
-
 impl CartIndex {
     /// Saves every part to the directory `dir` (created if needed), atomically and durably:
     /// the complete new index is written beside it, then swapped in (see the
@@ -342,8 +339,9 @@ impl CartIndex {
             let lock = lock_shared(dir);
             match Self::load_once(dir, device) {
                 Ok(index) => return Ok(index),
-                Err(Changed(e)) if lock.is_none() => last = Some(e),
-                Err(Changed(e)) => return Err(e),
+                // without the lock a save may have changed files under this load: retry
+                Err(e) if lock.is_none() => last = Some(e),
+                Err(e) => return Err(e),
             }
             drop(lock);
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -351,25 +349,26 @@ impl CartIndex {
         Err(last.unwrap_or_else(|| Error::format(dir, "changed during every load attempt")))
     }
 
-    fn load_once(dir: &Path, device: &Device) -> std::result::Result<Self, Changed> {
+    fn load_once(dir: &Path, device: &Device) -> Result<Self> {
         let manifest_path = dir.join(MANIFEST);
-        let manifest = read_manifest(&manifest_path).map_err(Changed)?;
-        let checked = |name: &str| -> std::result::Result<Vec<u8>, Changed> {
+        let manifest = read_manifest(&manifest_path)?;
+        let checked = |name: &str| -> Result<Vec<u8>> {
             let path = dir.join(name);
-            let expected = manifest.files.get(name).ok_or_else(|| {
-                Changed(Error::format(&manifest_path, format!("no entry for {name}")))
-            })?;
-            let bytes = read(&path).map_err(Changed)?;
+            let expected = manifest
+                .files
+                .get(name)
+                .ok_or_else(|| Error::format(&manifest_path, format!("no entry for {name}")))?;
+            let bytes = read(&path)?;
             let found = entry(name, &bytes);
             if found != *expected {
-                return Err(Changed(Error::format(
+                return Err(Error::format(
                     &path,
                     format!(
                         "{} bytes with digest {:08x}, the manifest says {} bytes with {:08x}: \
                          damaged, or from another index or save",
                         found.bytes, found.digest, expected.bytes, expected.digest
                     ),
-                )));
+                ));
             }
             Ok(bytes)
         };
@@ -382,10 +381,10 @@ impl CartIndex {
             (true, _) => Some(checked(RERANK)?),
             (false, false) => None,
             (false, true) => {
-                return Err(Changed(Error::format(
+                return Err(Error::format(
                     &manifest_path,
                     "lists rerank.bin for an index without re-rank vectors",
-                )));
+                ));
             }
         };
         Self::decode(
@@ -398,7 +397,6 @@ impl CartIndex {
             rerank_bytes.as_deref(),
             device,
         )
-        .map_err(Changed)
     }
 
     #[allow(clippy::too_many_arguments, reason = "one byte buffer per file, read once")]
