@@ -8,7 +8,7 @@
 //! cargo run --release -p cart-examples --example generator -- [--no-fusion] [--no-rdrop]
 //!     [--epochs 30] [--d-model 128] [--layers 2] [--batch 128] [--lr 1e-3] [--beam 10]
 //!     [--coarse 64] [--levels 3] [--codes 32] [--seed 0] [--history FILE.csv]
-//!     [--checkpoint FILE] [--quantizer c2f|rq] [--names]
+//!     [--checkpoint FILE] [--quantizer c2f|rq] [--names] [--device cpu|wgpu]
 //! ```
 //!
 //! `--names` adds each item's English name (e5) as one more pseudo-query per item.
@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
-use cart_examples::{EmojiData, Report, default_data_dir, show_examples};
+use cart_examples::{EmojiData, Report, default_data_dir, rows, show_examples};
 use cart_model::{GeneratorConfig, Pairs, TrainConfig};
 use cart_quant::{
     CoarseToFineConfig, KMeansConfig, Quantizer, ResidualQuantizerConfig, RqVaeConfig,
@@ -47,6 +47,7 @@ struct Args {
     checkpoint: Option<String>,
     quantizer: String,
     names: bool,
+    device: String,
 }
 
 fn parse() -> Result<Args> {
@@ -67,6 +68,7 @@ fn parse() -> Result<Args> {
         checkpoint: None,
         quantizer: "c2f".into(),
         names: false,
+        device: "cpu".into(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -88,6 +90,7 @@ fn parse() -> Result<Args> {
             "--checkpoint" => a.checkpoint = Some(value()?),
             "--quantizer" => a.quantizer = value()?,
             "--names" => a.names = true,
+            "--device" => a.device = value()?,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -96,7 +99,7 @@ fn parse() -> Result<Args> {
 
 fn main() -> Result<()> {
     let args = parse()?;
-    let device = Device::default();
+    let device: Device = cart_examples::device(&args.device)?;
     let data = EmojiData::load(default_data_dir())?;
     let (n, d_item) = (data.items.rows(), data.items.cols());
     let d_query = data.train_queries.cols();
@@ -137,9 +140,8 @@ fn main() -> Result<()> {
         }
         other => bail!("--quantizer {other}: expected c2f or rq"),
     };
-    let flat: Vec<u32> = codes.iter().copied().collect();
     let sizes = [args.coarse].into_iter().chain(std::iter::repeat_n(args.codes, args.levels));
-    let ids = cart_ids::assign_codes(&sizes.collect::<Vec<_>>(), &flat, 1.0)?;
+    let ids = cart_ids::assign_codes(&sizes.collect::<Vec<_>>(), codes.view(), 1.0)?;
     let layout = *ids.layout();
     let trie = ids.to_trie()?;
     println!(
@@ -182,7 +184,9 @@ fn main() -> Result<()> {
         train_i.extend(0..n as u32);
     }
 
-    let config = GeneratorConfig::for_layout(d_query, &layout)
+    // the paper's generator: the transformer alone, without the dense head
+    let config = GeneratorConfig::new()
+        .with_dense_head(false)
         .with_d_model(args.d_model)
         .with_n_heads(4)
         .with_n_encoder_layers(args.layers)
@@ -209,10 +213,10 @@ fn main() -> Result<()> {
     );
     let t = Instant::now();
     let (generator, history) = config.fit(
-        &train,
-        Pairs::new(&train_q, &train_i),
-        Some(Pairs::new(&valid_q, &valid_i)),
+        Pairs::new(rows(&train_q, d_query), &train_i),
+        Some(Pairs::new(rows(&valid_q, d_query), &valid_i)),
         &trie,
+        &train,
         &device,
     )?;
     println!(
@@ -230,7 +234,7 @@ fn main() -> Result<()> {
     // 3. Held-out test queries (other languages), constrained beam search.
     let search = BeamSearchConfig::default().with_beam_width(args.beam).with_top_k(10);
     let t = Instant::now();
-    let ranked = generator.search(&trie, search, &data.test_queries.data)?;
+    let ranked = generator.search(&trie, search, data.test_queries.view())?;
     let secs = t.elapsed();
     let report = Report::new(&data.test_items);
     println!(
@@ -242,12 +246,12 @@ fn main() -> Result<()> {
 
     // 4. The dense baseline a user would otherwise pick (e5 on both sides), and the generator's
     //    beams re-ranked by the same dense similarity.
-    let dense = DenseIndex::new(data.items_e5.data.clone(), data.items_e5.cols(), Metric::Cosine)?;
+    let dense = DenseIndex::new(data.items_e5.view(), Metric::Cosine)?;
     let t = Instant::now();
-    let dense_ranked = dense.search(&data.test_queries.data, 10)?;
+    let dense_ranked = dense.search(data.test_queries.view(), 10)?;
     report.line("exact dense (e5, cosine)", &dense_ranked, t.elapsed())?;
     let t = Instant::now();
-    let reranked = dense.rerank(&data.test_queries.data, &ranked)?;
+    let reranked = dense.rerank(data.test_queries.view(), &ranked)?;
     report.line("generator + dense re-rank", &reranked, secs + t.elapsed())?;
 
     // 5. A few readable queries.

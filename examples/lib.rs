@@ -25,6 +25,26 @@ impl<T> Array<T> {
     pub fn cols(&self) -> usize {
         self.shape.iter().skip(1).product()
     }
+
+    /// The values as `[rows, cols]`, the matrix type the crates take.
+    ///
+    /// # Panics
+    ///
+    /// If the data does not hold `rows * cols` values (the reader guarantees it does).
+    pub fn view(&self) -> ndarray::ArrayView2<'_, T> {
+        ndarray::ArrayView2::from_shape((self.rows(), self.cols()), &self.data)
+            .expect("the reader checks the length against the shape")
+    }
+}
+
+/// Row-major `values` as rows of `width`.
+///
+/// # Panics
+///
+/// When the length is not a multiple of `width` (a broken example).
+pub fn rows(values: &[f32], width: usize) -> ndarray::ArrayView2<'_, f32> {
+    ndarray::ArrayView2::from_shape((values.len() / width, width), values)
+        .expect("a whole number of rows")
 }
 
 struct Header {

@@ -8,7 +8,7 @@
 //! # your own vectors
 //! cargo run --release -p cart-examples --example quantize -- \
 //!     items.npy codes.npy [--coarse K] [--levels M] [--codes C] \
-//!     [--epochs E] [--seed S] [--save model.cartq]
+//!     [--epochs E] [--seed S] [--save model.cartq] [--device cpu|wgpu]
 //! ```
 //!
 //! Vectors may be `float32` or `float16` (converted on load). Defaults scale with the number
@@ -50,11 +50,12 @@ fn main() -> Result<()> {
         .map_or_else(|| std::env::temp_dir().join("cart-codes.npy"), PathBuf::from);
     let (mut coarse, mut levels, mut codes, mut epochs, mut seed, mut save) =
         (None, 3usize, None, None, 0u64, None);
+    let mut device = String::from("cpu");
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
             println!(
                 "usage: quantize [ITEMS.npy [CODES.npy]] [--coarse K] [--levels M] [--codes C] \
-                 [--epochs E] [--seed S] [--save FILE]"
+                 [--epochs E] [--seed S] [--save FILE] [--device cpu|wgpu]"
             );
             return Ok(());
         }
@@ -66,6 +67,7 @@ fn main() -> Result<()> {
             "--epochs" => epochs = Some(value.parse()?),
             "--seed" => seed = value.parse()?,
             "--save" => save = Some(PathBuf::from(value)),
+            "--device" => device = value,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -81,7 +83,7 @@ fn main() -> Result<()> {
         input.display()
     );
 
-    let device = Device::default();
+    let device: Device = cart_examples::device(&device)?;
     let config = CoarseToFineConfig::new(
         KMeansConfig::new(coarse).with_seed(seed),
         RqVaeConfig::new(d).with_n_levels(levels).with_codebook_size(codes_per_level),

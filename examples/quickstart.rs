@@ -40,8 +40,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use cart::search::{DenseIndex, Hit, Metric};
-use cart::{CartIndex, Corpus, IndexConfig, SearchMode, SearchOptions, Vectors};
-use cart_examples::{EmojiData, FitProgress, Report, default_data_dir, show_examples};
+use cart::{CartIndex, Corpus, IndexConfig, SearchMode, SearchOptions};
+use cart_examples::{EmojiData, FitProgress, Report, default_data_dir, rows, show_examples};
 
 struct Args {
     epochs: Option<usize>,
@@ -147,17 +147,14 @@ fn main() -> Result<()> {
         queries.extend_from_slice(&data.items_e5.data);
         query_items.extend(0..n as u32);
     }
-    let (id_vectors, d_item) = match args.ids_from.as_str() {
-        "minilm" => (&data.items.data, d_item),
-        "e5" | "supervised" => (&data.items_e5.data, data.items_e5.cols()),
+    let id_vectors = match args.ids_from.as_str() {
+        "minilm" => data.items.view(),
+        "e5" | "supervised" => data.items_e5.view(),
         other => bail!("--ids-from {other}: expected minilm, e5 or supervised"),
     };
-    let corpus = Corpus::new(
-        Vectors::new(id_vectors, d_item)?,
-        Vectors::new(&queries, d_query)?,
-        &query_items,
-    )
-    .with_rerank(Vectors::new(&data.items_e5.data, d_query)?);
+    let d_item = id_vectors.ncols();
+    let corpus = Corpus::new(id_vectors, rows(&queries, d_query), &query_items)
+        .with_rerank(data.items_e5.view());
 
     let (k, m, c) = args.shape;
     let mut config = match args.quantizer.as_str() {
@@ -208,7 +205,7 @@ fn main() -> Result<()> {
     }
 
     // Held-out queries in other languages: generator, exact dense, generator + re-rank.
-    let test = &data.test_queries.data;
+    let test = data.test_queries.view();
     let report = Report::new(&data.test_items);
     println!(
         "\ntest: {} held-out queries in other languages (ar fi hi ja ko pl ru sv tr zh), top 10, \
@@ -225,18 +222,15 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let reranked = index.search_with(test, SearchOptions::new(10).with_rerank(true))?;
     report.line("generator + re-rank (50 cand.)", &reranked, t.elapsed())?;
-    let zero_shot = DenseIndex::new(data.items_e5.data.clone(), d_query, Metric::Cosine)?;
+    let zero_shot = DenseIndex::new(data.items_e5.view(), Metric::Cosine)?;
     let t = Instant::now();
     let exact: Vec<Vec<Hit>> = zero_shot.search(test, 10)?;
     report.line("exact dense, zero-shot (e5, cosine)", &exact, t.elapsed())?;
     // The honest bar: each item's vector plus all its training queries (the same pairs the
     // generator trains on), normalised, then cosine.
-    let centroids = cart::supervised_centroids(
-        Vectors::new(&data.items_e5.data, d_query)?,
-        Vectors::new(&queries, d_query)?,
-        &query_items,
-    )?;
-    let supervised = DenseIndex::new(centroids, d_query, Metric::Cosine)?;
+    let centroids =
+        cart::supervised_centroids(data.items_e5.view(), rows(&queries, d_query), &query_items)?;
+    let supervised = DenseIndex::new(centroids.view(), Metric::Cosine)?;
     let t = Instant::now();
     let sup: Vec<Vec<Hit>> = supervised.search(test, 10)?;
     report.line("supervised dense (item + its queries)", &sup, t.elapsed())?;

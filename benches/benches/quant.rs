@@ -9,7 +9,7 @@ use cart_quant::{KMeansConfig, Quantizer, RqVaeConfig, RqVaeTrainConfig};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 
 fn kmeans(c: &mut Criterion) {
-    let device = Device::default();
+    let device: Device = cart_benches::device();
     let mut group = c.benchmark_group("quant");
     group.sample_size(10).measurement_time(Duration::from_secs(5));
     let (n, d, k) = (10_000, 128, 64);
@@ -29,7 +29,7 @@ fn kmeans(c: &mut Criterion) {
 }
 
 fn rqvae(c: &mut Criterion) {
-    let device = Device::default();
+    let device: Device = cart_benches::device();
     let mut group = c.benchmark_group("quant");
     group.sample_size(10).measurement_time(Duration::from_secs(10));
     let (n, d) = (4_096, 128);

@@ -145,3 +145,31 @@ pub fn clustered(n: usize, d: usize, n_centres: usize, seed: u64) -> Array2<f32>
     }
     data
 }
+
+/// The burn device of the benches and reports, chosen explicitly: `CART_DEVICE=wgpu` (in a
+/// build with the `wgpu` feature) or the CPU (`flex`) otherwise. burn's `Device::default()`
+/// would silently pick wgpu whenever it is built.
+///
+/// # Panics
+///
+/// On `CART_DEVICE=wgpu` in a build without the `wgpu` feature, or another unknown value.
+pub fn device() -> burn::prelude::Device {
+    match std::env::var("CART_DEVICE").as_deref() {
+        Err(_) | Ok("cpu") => burn::prelude::Device::flex(),
+        #[cfg(feature = "wgpu")]
+        Ok("wgpu") => burn::prelude::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        Ok(other) => {
+            panic!("CART_DEVICE={other}: this build runs on cpu (or wgpu with the feature)")
+        }
+    }
+}
+
+/// Row-major `values` as rows of `width`.
+///
+/// # Panics
+///
+/// When the length is not a multiple of `width` (a broken bench).
+pub fn rows(values: &[f32], width: usize) -> ndarray::ArrayView2<'_, f32> {
+    ndarray::ArrayView2::from_shape((values.len() / width, width), values)
+        .expect("a whole number of rows")
+}

@@ -8,10 +8,9 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use burn::prelude::Device;
 use cart_benches::Rng;
 use cart_ids::{IdAssignment, IdLayout, assign_ids};
-use cart_model::{GeneratorConfig, Pairs, TrainConfig};
+use cart_model::{GeneratorConfig, GeneratorDims, Pairs, TrainConfig};
 use cart_search::BeamSearchConfig;
 
 fn arg(args: &[String], i: usize, default: usize) -> Result<usize> {
@@ -45,10 +44,12 @@ fn main() -> Result<()> {
     let layers = arg(&args, 1, 4)?;
     let n_queries = arg(&args, 2, 100)?;
     let d_query = 384;
-    let device = Device::default();
+    let device = cart_benches::device();
     println!("# cart-model report: d_model={d_model} layers={layers}+{layers} device={device:?}");
     let layout = layout()?;
-    let config = GeneratorConfig::for_layout(d_query, &layout)
+    // the transformer alone (no dense head), as the paper's model
+    let config = GeneratorConfig::new()
+        .with_dense_head(false)
         .with_d_model(d_model)
         .with_n_heads(4)
         .with_n_encoder_layers(layers)
@@ -63,9 +64,10 @@ fn main() -> Result<()> {
         let n = batch * steps;
         let q = vectors(n, d_query, 2);
         let items: Vec<u32> = (0..n as u32).map(|i| i % 4096).collect();
-        let train = TrainConfig::new().with_n_epochs(1).with_batch_size(batch);
+        let train = TrainConfig::new().with_n_epochs(1).with_batch_size(batch).with_rdrop(true);
         let t = Instant::now();
-        config.fit(&train, Pairs::new(&q, &items), None, &train_trie, &device)?;
+        let pairs = Pairs::new(cart_benches::rows(&q, d_query), &items);
+        config.fit(pairs, None, &train_trie, &train, &device)?;
         Ok(t.elapsed().as_secs_f64())
     };
     let short = step_time(2)?;
@@ -79,18 +81,19 @@ fn main() -> Result<()> {
 
     // Queries per second at beam 10 for growing tries, same (untrained) model.
     device.seed(0);
-    let generator = config.init(&device)?;
+    let generator = config.init(&GeneratorDims::for_layout(d_query, &layout, 1), &device)?;
     println!("model: {} parameters, vocabulary {}", generator.n_params(), layout.vocab_size());
     let queries = vectors(n_queries, d_query, 3);
     let search = BeamSearchConfig::default().with_beam_width(10).with_top_k(10);
     let mut qps = Vec::new();
     for n in [10_000, 100_000, 1_000_000] {
         let trie = ids(n, 4)?.to_trie()?;
-        generator.search(&trie, search, &queries[..d_query * n_queries.min(10)])?; // warm-up
+        let warm = cart_benches::rows(&queries[..d_query * n_queries.min(10)], d_query);
+        generator.search(&trie, search, warm)?; // warm-up
         let reps = 3;
         let t = Instant::now();
         for _ in 0..reps {
-            generator.search(&trie, search, &queries)?;
+            generator.search(&trie, search, cart_benches::rows(&queries, d_query))?;
         }
         let secs = t.elapsed().as_secs_f64() / reps as f64;
         let rate = n_queries as f64 / secs;

@@ -28,7 +28,7 @@ fn main() -> Result<()> {
     let d = arg(&args, 1, 384)?;
     let k = arg(&args, 2, 256)?;
     let epochs = arg(&args, 3, 1)?;
-    let device = Device::default();
+    let device: Device = cart_benches::device();
     println!("# cart-quant report: n={n} d={d} k={k} device={device:?}");
     let data = clustered(n, d, 1_000, 1);
 

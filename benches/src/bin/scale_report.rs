@@ -17,7 +17,7 @@ use burn::prelude::Device;
 use cart::quant::{Quantizer, ResidualQuantizerConfig};
 use cart::search::{DenseIndex, Hit, Metric, evaluate};
 use cart::synthetic::SyntheticConfig;
-use cart::{CartIndex, Corpus, IndexConfig, SearchOptions, Vectors};
+use cart::{CartIndex, Corpus, IndexConfig, SearchOptions};
 
 fn env(name: &str, default: usize) -> Result<usize> {
     Ok(std::env::var(name).ok().map(|v| v.parse()).transpose()?.unwrap_or(default))
@@ -38,7 +38,7 @@ fn main() -> Result<()> {
     let (train_max, epochs) = (env("TRAIN_MAX", 10_000)?, env("EPOCHS", 8)?);
     // HIER=S: the hierarchical corpus, S sub-clusters per cluster, items spread 0.1 around them
     let hier = env("HIER", 0)?;
-    let device = Device::flex();
+    let device: Device = cart_benches::device();
     let (d, m, c) = (64, 3, 64);
     println!(
         "| items | corpus | codes (fit + encode) | collide | trie B/item | dense R@1 / R@10 | dense q/s | generator R@1 / R@10 | generator q/s | + re-rank R@1 / R@10 | train |"
@@ -55,36 +55,34 @@ fn main() -> Result<()> {
         let k = ((n as f64).sqrt().round() as usize).clamp(1, n);
 
         let t = Instant::now();
-        let items = Vectors::new(&data.items, d)?;
+        let items = data.items.view();
         let sizes = std::iter::once(k).chain(std::iter::repeat_n(c, m)).collect();
-        let quantizer = ResidualQuantizerConfig::new(sizes).fit(items.view(), &device)?;
-        let codes = quantizer.encode(items.view())?;
+        let quantizer = ResidualQuantizerConfig::new(sizes).fit(items, &device)?;
+        let codes = quantizer.encode(items)?;
         let t_codes = t.elapsed().as_secs_f64();
-        let flat: Vec<u32> = codes.iter().copied().collect();
-        let ids = cart::ids::assign_codes(&quantizer.codebook_sizes(), &flat, 1.0)?;
+        let ids = cart::ids::assign_codes(&quantizer.codebook_sizes(), codes.view(), 1.0)?;
         let trie = ids.to_trie()?;
         let bytes = trie.memory_bytes() as f64 / n as f64;
 
-        let dense = DenseIndex::new(data.items_in_query_space.clone(), d, Metric::Cosine)?;
+        let dense = DenseIndex::new(data.items_in_query_space.view(), Metric::Cosine)?;
         let t = Instant::now();
-        let exact = dense.search(&data.test_queries, 10)?;
+        let exact = dense.search(data.test_queries.view(), 10)?;
         let dense_qps = data.test_items.len() as f64 / t.elapsed().as_secs_f64();
         let (d1, d10) = recall(&exact, &data.test_items)?;
 
         let generated = if n <= train_max {
             let mut config = IndexConfig::residual(k, m, c);
             config.train = config.train.with_n_epochs(epochs).with_batch_size(256);
-            let corpus =
-                Corpus::new(items, Vectors::new(&data.train_queries, d)?, &data.train_items)
-                    .with_rerank(Vectors::new(&data.items_in_query_space, d)?);
+            let corpus = Corpus::new(items, data.train_queries.view(), &data.train_items)
+                .with_rerank(data.items_in_query_space.view());
             let t = Instant::now();
             let index = CartIndex::fit(&config, corpus, &device)?;
             let t_train = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let hits = index.search(&data.test_queries, 10)?;
+            let hits = index.search(data.test_queries.view(), 10)?;
             let qps = data.test_items.len() as f64 / t.elapsed().as_secs_f64();
-            let reranked =
-                index.search_with(&data.test_queries, SearchOptions::new(10).with_rerank(true))?;
+            let reranked = index
+                .search_with(data.test_queries.view(), SearchOptions::new(10).with_rerank(true))?;
             Some((
                 recall(&hits, &data.test_items)?,
                 qps,

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::layout::{IdLayout, SemanticId, Token};
 use crate::trie::IdTrie;
+use ndarray::ArrayView2;
 
 /// Identifiers of items `0..n`, one per item, all distinct: the output of [`assign_ids`].
 ///
@@ -209,50 +210,58 @@ impl IdLayout {
     }
 }
 
-/// The coarse codes and the flat fine codes of a quantizer's row-major `[n, width]` code
-/// matrix (`width = 1 + M`), as [`assign_ids`] and [`IdTrie::insert_codes`] take them.
+/// The coarse codes and the flat fine codes (row-major, `M` per item) of a quantizer's
+/// `[n, 1 + M]` code matrix, as [`assign_ids`] and [`IdTrie::insert_codes`] take them.
 ///
 /// ```
-/// assert_eq!(cart_ids::split_codes(&[3, 1, 2, 0, 4, 5], 3)?, (vec![3, 0], vec![1, 2, 4, 5]));
+/// let codes = ndarray::array![[3, 1, 2], [0, 4, 5]];
+/// assert_eq!(cart_ids::split_codes(codes.view())?, (vec![3, 0], vec![1, 2, 4, 5]));
 /// # Ok::<(), cart_ids::Error>(())
 /// ```
 ///
 /// # Errors
-/// [`Error::LengthMismatch`] if `codes` is not a whole number of rows of `width >= 1`.
-pub fn split_codes(codes: &[u32], width: usize) -> Result<(Vec<u32>, Vec<u32>)> {
-    if width == 0 || !codes.len().is_multiple_of(width) {
-        return Err(Error::LengthMismatch {
-            expected: width.max(1),
-            got: codes.len() % width.max(1),
-        });
+/// [`Error::LengthMismatch`] for a matrix without columns.
+pub fn split_codes(codes: ArrayView2<'_, u32>) -> Result<(Vec<u32>, Vec<u32>)> {
+    if codes.ncols() == 0 {
+        return Err(Error::LengthMismatch { expected: 1, got: 0 });
     }
-    let coarse = codes.iter().step_by(width).copied().collect();
-    let fine = codes.chunks_exact(width).flat_map(|row| row[1..].iter().copied()).collect();
+    let coarse = codes.column(0).iter().copied().collect();
+    let fine = codes.rows().into_iter().flat_map(|row| row.into_iter().skip(1).copied()).collect();
     Ok((coarse, fine))
 }
 
-/// Identifiers for a quantizer's `[n, 1 + M]` code matrix (row-major, codebook sizes
-/// `sizes`), with the uniqueness range sized in one pass: `U = ceil(largest group x
-/// headroom)`, at least the largest group, so that items added later find free suffixes.
+/// Identifiers for a quantizer's `[n, 1 + M]` code matrix (codebook sizes `sizes`), with the
+/// uniqueness range sized in one pass: `U = ceil(largest group x headroom)`, at least the
+/// largest group, so that items added later find free suffixes.
 ///
 /// ```
 /// // items 0 and 2 share the codes [1, 3]: U = 2 x 2.0
-/// let ids = cart_ids::assign_codes(&[2, 4], &[1, 3, 0, 0, 1, 3], 2.0)?;
+/// let codes = ndarray::array![[1, 3], [0, 0], [1, 3]];
+/// let ids = cart_ids::assign_codes(&[2, 4], codes.view(), 2.0)?;
 /// assert_eq!((ids.largest_group(), ids.layout().n_unique()), (2, 4));
 /// # Ok::<(), cart_ids::Error>(())
 /// ```
 ///
 /// # Errors
 /// [`Error::InvalidLayout`] for a headroom that is not finite and at least 1, or that asks for
-/// more than [`MAX_UNIQUE`] values beyond the largest group; as [`IdLayout::for_codebooks`],
-/// [`split_codes`] and [`assign_ids`] otherwise.
-pub fn assign_codes(sizes: &[usize], codes: &[u32], headroom: f64) -> Result<IdAssignment> {
+/// more than [`MAX_UNIQUE`] values beyond the largest group; [`Error::LengthMismatch`] unless
+/// the matrix has one column per codebook; as [`IdLayout::for_codebooks`] and
+/// [`assign_ids`] otherwise.
+pub fn assign_codes(
+    sizes: &[usize],
+    codes: ArrayView2<'_, u32>,
+    headroom: f64,
+) -> Result<IdAssignment> {
     let invalid = |reason: String| Error::InvalidLayout { reason };
     if !(headroom.is_finite() && headroom >= 1.0) {
         return Err(invalid(format!("unique_headroom {headroom}: finite and >= 1")));
     }
     let width = sizes.len();
-    let (coarse, fine) = split_codes(codes, width)?;
+    if codes.ncols() != width {
+        return Err(Error::LengthMismatch { expected: width, got: codes.ncols() });
+    }
+    let (coarse, fine) = split_codes(codes)?;
+    let codes: Vec<u32> = codes.iter().copied().collect();
     // the largest group of equal code rows, from one sort of the row indices
     let n = coarse.len();
     let row = |i: usize| &codes[i * width..(i + 1) * width];
@@ -282,22 +291,23 @@ mod tests {
     #[test]
     fn assign_codes_sizes_u_in_one_pass_like_the_two_pass_rule() {
         // 6 items, codes [k, v]; [1, 2] three times, [0, 0] twice
-        let codes = [1, 2, 0, 0, 1, 2, 3, 1, 0, 0, 1, 2];
+        let flat = [1, 2, 0, 0, 1, 2, 3, 1, 0, 0, 1, 2];
+        let codes = ArrayView2::from_shape((6, 2), &flat).unwrap();
         let sizes = [4, 3];
-        let (coarse, fine) = split_codes(&codes, 2).unwrap();
+        let (coarse, fine) = split_codes(codes).unwrap();
         let probe = IdLayout::for_codebooks(&sizes, 6).unwrap();
         let needed = assign_ids(&probe, &coarse, &fine).unwrap().largest_group();
         assert_eq!(needed, 3);
         for (headroom, u) in [(1.0, 3), (1.5, 5), (2.0, 6)] {
-            let ids = assign_codes(&sizes, &codes, headroom).unwrap();
+            let ids = assign_codes(&sizes, codes, headroom).unwrap();
             let two_pass = IdLayout::for_codebooks(&sizes, u).unwrap();
             assert_eq!(ids, assign_ids(&two_pass, &coarse, &fine).unwrap(), "headroom {headroom}");
         }
         for bad in [0.5, f64::NAN, 1e8] {
-            let e = assign_codes(&sizes, &codes, bad).unwrap_err();
+            let e = assign_codes(&sizes, codes, bad).unwrap_err();
             assert!(e.to_string().contains("unique_headroom"), "{bad}: {e}");
         }
-        assert!(split_codes(&codes[..5], 2).is_err());
+        assert!(assign_codes(&[4, 3, 3], codes, 1.0).is_err(), "a column per codebook");
         assert!(IdLayout::for_codebooks(&[4, 3, 5], 1).is_err(), "fine levels of two sizes");
         assert!(IdLayout::for_codebooks(&[], 1).is_err());
     }

@@ -57,5 +57,7 @@ pub use assign::{IdAssignment, MAX_UNIQUE, assign_codes, assign_ids, split_codes
 pub use diagnostics::{DepthStats, IdDiagnostics};
 pub use error::{Error, Result};
 pub use layout::{IdLayout, MAX_ID_LEN, SemanticId, Token, TokenKind};
+/// The matrix type of the code matrices ([`ndarray::ArrayView2`], one row per item).
+pub use ndarray;
 pub use persist::{FORMAT_VERSION, KIND, write_atomic};
 pub use trie::{Children, IdTrie, MAX_ITEM, Node};

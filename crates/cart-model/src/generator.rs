@@ -1,16 +1,14 @@
 //! [`Generator`]: a trained (or untrained) model with its config and device.
 
+use std::borrow::Cow;
+
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use cart_ids::{IdLayout, IdTrie, Token};
-use cart_search::{BeamSearch, BeamSearchConfig, Hit};
+use ndarray::{Array2, ArrayView2};
 
-use crate::model::{GeneratorConfig, GeneratorModel, Groups, PositionGroup};
-use crate::scorer::GeneratorScorer;
+use crate::model::{GeneratorConfig, GeneratorDims, GeneratorModel, Groups, PositionGroup};
 use crate::{Error, Result};
-
-/// Queries per batch in [`Generator::search`]: bounds the memory of the beams' caches.
-const SEARCH_CHUNK: usize = 256;
 
 /// The CART generator: reads a query vector (or a short sequence of vectors) and writes the
 /// semantic identifier `[k, v1..vM, u]` of the item it retrieves.
@@ -26,50 +24,58 @@ const SEARCH_CHUNK: usize = 256;
 /// Method: Fang et al., "CART: A Generative Cross-Modal Retrieval Framework With Coarse-To-Fine
 /// Semantic Modeling", ACL 2025, see `docs/method.md`. Train one with
 /// [`GeneratorConfig::fit`], search with [`Generator::search`] or drive its
-/// [`Generator::scorer`] with your own [`BeamSearch`].
+/// [`Generator::scorer`] with your own [`cart_search::BeamSearch`].
 #[derive(Debug, Clone)]
 pub struct Generator {
     pub(crate) config: GeneratorConfig,
+    pub(crate) dims: GeneratorDims,
     pub(crate) model: GeneratorModel,
     pub(crate) device: Device,
 }
 
 impl GeneratorConfig {
-    /// An untrained generator with random weights (seed the device for reproducible weights).
+    /// An untrained generator of sizes `dims` with random weights (seed the device for
+    /// reproducible weights).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] for a zero width, count or length, `n_heads` not dividing
-    /// `d_model`, or a dropout outside `[0, 1)`.
-    pub fn init(&self, device: &Device) -> Result<Generator> {
-        self.validate()?;
-        Ok(Generator { config: self.clone(), model: self.build(device), device: device.clone() })
+    /// `d_model`, `n_query_vectors` not dividing the query width, a dropout outside `[0, 1)`,
+    /// or sizes that would need a weight matrix over 2^31 values.
+    pub fn init(&self, dims: &GeneratorDims, device: &Device) -> Result<Generator> {
+        self.validate(dims)?;
+        Ok(Generator {
+            config: self.clone(),
+            dims: dims.clone(),
+            model: self.build(dims, device),
+            device: device.clone(),
+        })
     }
 }
 
 /// Training or evaluation pairs: query vectors and the item each one should retrieve.
 #[derive(Debug, Clone, Copy)]
 pub struct Pairs<'a> {
-    /// Query vectors, row-major, `query_width` values per query
-    /// ([`GeneratorConfig::query_width`]).
-    pub queries: &'a [f32],
+    /// Query vectors, one row per query (`n_query_vectors * d_query` values).
+    pub queries: ArrayView2<'a, f32>,
     /// `items[q]`: the item of query `q`.
     pub items: &'a [u32],
-    /// Every item's vector in the query space (row `i` is item `i`, `query_width` values
-    /// each), for the item-as-query and interpolation augmentations of
-    /// [`crate::TrainConfig`]. `None`: no augmentation.
-    pub item_vectors: Option<&'a [f32]>,
+    /// Every item's vector in the query space (row `i` is item `i`), for the item-as-query and
+    /// interpolation augmentations of [`crate::TrainConfig`] and, with the dense head, its
+    /// starting item table. `None`: no augmentation.
+    pub item_vectors: Option<ArrayView2<'a, f32>>,
 }
 
 impl<'a> Pairs<'a> {
-    /// Pairs from row-major query vectors and one item per query.
-    pub fn new(queries: &'a [f32], items: &'a [u32]) -> Self {
+    /// Pairs from query vectors (one row each) and one item per query.
+    pub fn new(queries: ArrayView2<'a, f32>, items: &'a [u32]) -> Self {
         Self { queries, items, item_vectors: None }
     }
 
-    /// With every item's vector in the query space (for the augmentations).
+    /// With every item's vector in the query space (for the augmentations and the dense
+    /// head's starting table).
     #[must_use]
-    pub fn with_item_vectors(mut self, vectors: &'a [f32]) -> Self {
+    pub fn with_item_vectors(mut self, vectors: ArrayView2<'a, f32>) -> Self {
         self.item_vectors = Some(vectors);
         self
     }
@@ -85,21 +91,44 @@ impl<'a> Pairs<'a> {
     }
 }
 
-/// Checks that `queries` holds whole, finite queries of `width` values; returns their number.
-pub(crate) fn check_queries(what: &'static str, queries: &[f32], width: usize) -> Result<usize> {
-    if width == 0 || !queries.len().is_multiple_of(width) {
-        return Err(Error::DimMismatch { what, got: queries.len(), expected: width });
+/// Checks that `queries` holds finite rows of `width` values; returns their values row-major
+/// (borrowed when the view is contiguous).
+pub(crate) fn check_queries<'a>(
+    what: &'static str,
+    queries: ArrayView2<'a, f32>,
+    width: usize,
+) -> Result<Cow<'a, [f32]>> {
+    if queries.ncols() != width {
+        return Err(Error::DimMismatch { what, got: queries.ncols(), expected: width });
     }
-    if let Some((i, &value)) = queries.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::NonFinite { what, query: i / width, index: i % width, value });
+    if let Some(((query, index), &value)) = queries.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::NonFinite { what, query, index, value });
     }
-    Ok(queries.len() / width)
+    Ok(row_major(queries))
+}
+
+/// The values of `view` row-major, borrowed when it is contiguous.
+pub(crate) fn row_major(view: ArrayView2<'_, f32>) -> Cow<'_, [f32]> {
+    match view.to_slice() {
+        Some(values) => Cow::Borrowed(values),
+        None => Cow::Owned(view.iter().copied().collect()),
+    }
 }
 
 impl Generator {
-    /// The config the generator was built from.
+    /// The architecture the generator was built with.
     pub fn config(&self) -> &GeneratorConfig {
         &self.config
+    }
+
+    /// Its sizes: query width, vocabulary, identifier length, items.
+    pub fn dims(&self) -> &GeneratorDims {
+        &self.dims
+    }
+
+    /// Values per query row.
+    pub fn query_width(&self) -> usize {
+        self.dims.query_width
     }
 
     /// The device it runs on.
@@ -131,7 +160,7 @@ impl Generator {
 
     /// Next-token log-probabilities after every prefix of the given identifiers, read back to
     /// the host: `[n, id_len, vocab_size]` row-major, where `n` is the number of queries and
-    /// `ids` holds one full identifier (`id_len` tokens) per query.
+    /// `ids` holds one full identifier (`id_len` tokens) per query, `[n, id_len]`.
     ///
     /// # Errors
     ///
@@ -141,93 +170,46 @@ impl Generator {
     /// With the dense head, every position's log-probabilities are over the children of the
     /// identifier's prefix in `trie` (the other tokens get about `-1e9`), as the search scores
     /// them.
-    pub fn log_probs(&self, trie: &IdTrie, queries: &[f32], ids: &[Token]) -> Result<Vec<f32>> {
-        let n = check_queries("log_probs", queries, self.config.query_width())?;
-        let len = self.config.id_len;
-        if ids.len() != n * len {
+    pub fn log_probs(
+        &self,
+        trie: &IdTrie,
+        queries: ArrayView2<'_, f32>,
+        ids: ArrayView2<'_, Token>,
+    ) -> Result<Vec<f32>> {
+        let values = check_queries("log_probs", queries, self.dims.query_width)?;
+        let n = queries.nrows();
+        let len = self.dims.id_len;
+        if ids.dim() != (n, len) {
             return Err(Error::UnknownToken {
                 what: "log_probs: ids must hold id_len tokens per query",
                 token: ids.len() as u32,
                 position: 0,
-                vocab_size: self.config.vocab_size,
+                vocab_size: self.dims.vocab_size,
             });
         }
         if n == 0 {
             return Ok(Vec::new());
         }
-        let inputs = decoder_inputs(ids, len, self.config.vocab_size)?;
-        let groups = groups(&self.config, trie, ids, &self.device);
-        let q = self.query_tensor(queries, n);
+        let ids: Vec<Token> = ids.iter().copied().collect();
+        let inputs = decoder_inputs(&ids, len, self.dims.vocab_size)?;
+        let groups = groups(&self.config, &self.dims, trie, &ids, &self.device);
+        let q = self.query_tensor(&values, n);
         let tokens = int_tensor(&inputs, [n, len], &self.device);
         let logits = self.model.forward_groups(q, tokens, groups.as_ref());
         to_f32(log_softmax(logits, 2))
     }
 
-    /// The top `config.top_k` items for each query, by beam search over `trie` constrained to
-    /// valid identifiers. Queries run in batches of 256.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::DimMismatch`] / [`Error::NonFinite`] for bad query vectors,
-    /// [`Error::Search`] if the trie's vocabulary is not the model's or the search fails.
-    pub fn search(
-        &self,
-        trie: &IdTrie,
-        config: BeamSearchConfig,
-        queries: &[f32],
-    ) -> Result<Vec<Vec<Hit>>> {
-        let width = self.config.query_width();
-        let n = check_queries("search", queries, width)?;
-        let search = BeamSearch::new(trie, config);
-        let mut out = Vec::with_capacity(n);
-        let sums = self.dense_sums(trie)?;
-        for chunk in queries.chunks(SEARCH_CHUNK * width) {
-            let mut scorer =
-                GeneratorScorer::new(self, trie, chunk, chunk.len() / width, sums.clone())?;
-            out.extend(search.search(&mut scorer)?);
-        }
-        Ok(out)
-    }
-
-    /// A [`cart_search::Scorer`] for a batch of queries (row-major, `query_width` values each):
-    /// runs the encoder once, then decodes one token per beam per step with a key/value cache.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::DimMismatch`] / [`Error::NonFinite`] for bad query vectors,
-    /// [`Error::InvalidConfig`] if `trie`'s vocabulary is not the model's.
-    pub fn scorer<'g>(&'g self, trie: &'g IdTrie, queries: &[f32]) -> Result<GeneratorScorer<'g>> {
-        let n = check_queries("scorer", queries, self.config.query_width())?;
-        let layout = trie.layout();
-        if layout.vocab_size() != self.config.vocab_size || layout.id_len() != self.config.id_len {
-            return Err(Error::config(
-                "trie",
-                format!("vocabulary {} / length {}", layout.vocab_size(), layout.id_len()),
-                "must match the generator's vocabulary and identifier length",
-            ));
-        }
-        GeneratorScorer::new(self, trie, queries, n, self.dense_sums(trie)?)
-    }
-
-    /// The dense head's running sums over `trie`'s leaves on the host, if the model has one.
-    fn dense_sums(&self, trie: &IdTrie) -> Result<Option<std::sync::Arc<Vec<f32>>>> {
-        let Some(head) = self.model.dense() else { return Ok(None) };
-        let table = to_f32(head.item_table())?;
-        let leaves = leaf_items(trie, self.config.n_items);
-        Ok(Some(std::sync::Arc::new(host_running_sums(&table, self.config.query_width(), &leaves))))
-    }
-
-    /// Sets the dense head's item vectors: `items` (`n_items x query_width`, row-major), each
-    /// item's target in the query space. [`GeneratorConfig::dense_head`] explains what they
-    /// score; the trie nodes' vectors are their subtree means.
+    /// Sets the dense head's item vectors: `items` (`[n_items, query_width]`), each item's
+    /// target in the query space. [`GeneratorConfig::dense_head`] explains what they score;
+    /// the trie nodes' vectors are their subtree means.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] without a dense head, [`Error::DimMismatch`] for a wrong size,
     /// [`Error::NonFinite`] for NaN or inf.
-    pub fn set_dense_tables(&mut self, items: &[f32]) -> Result<()> {
-        let width = self.config.query_width();
-        let n_items = self.config.n_items;
+    pub fn set_dense_tables(&mut self, items: ArrayView2<'_, f32>) -> Result<()> {
+        let width = self.dims.query_width;
+        let n_items = self.dims.n_items;
         let device = self.device.clone();
         let head = self.model.dense_mut().ok_or(Error::config(
             "dense_head",
@@ -235,49 +217,50 @@ impl Generator {
             "set_dense_tables needs a dense head",
         ))?;
         let what = "dense item table";
-        if items.len() != n_items * width {
-            return Err(Error::DimMismatch { what, got: items.len(), expected: n_items * width });
+        if items.nrows() != n_items {
+            return Err(Error::DimMismatch { what, got: items.nrows(), expected: n_items });
         }
-        check_queries(what, items, width)?;
-        let items = Tensor::from_data(TensorData::new(items.to_vec(), [n_items, width]), &device);
+        let items = check_queries(what, items, width)?.into_owned();
+        let items = Tensor::from_data(TensorData::new(items, [n_items, width]), &device);
         head.items = burn::module::Param::from_tensor(items);
         Ok(())
     }
 
-    /// The dense head's item table (row-major), if the model has one.
+    /// The dense head's item table (`[n_items, query_width]`), if the model has one.
     ///
     /// # Errors
     ///
     /// [`Error::Tensor`] if the backend cannot read it back.
-    pub fn dense_tables(&self) -> Result<Option<Vec<f32>>> {
-        match self.model.dense() {
-            None => Ok(None),
-            Some(head) => Ok(Some(to_f32(head.item_table())?)),
-        }
+    pub fn dense_tables(&self) -> Result<Option<Array2<f32>>> {
+        let Some(head) = self.model.dense() else { return Ok(None) };
+        let values = to_f32(head.item_table())?;
+        let shape = (self.dims.n_items, self.dims.query_width);
+        Array2::from_shape_vec(shape, values).map(Some).map_err(Error::tensor)
     }
 
-    /// This generator with `rows` (`query_width` values each) appended to the dense head's item
+    /// This generator with `rows` (`[n, query_width]`) appended to the dense head's item
     /// table, for items added to the trie after training; without a dense head, a plain copy.
     ///
     /// # Errors
     ///
     /// [`Error::DimMismatch`] / [`Error::NonFinite`] for bad rows.
-    pub fn with_more_items(&self, rows: &[f32]) -> Result<Generator> {
-        let width = self.config.query_width();
-        let n = check_queries("new dense item rows", rows, width)?;
+    pub fn with_more_items(&self, rows: ArrayView2<'_, f32>) -> Result<Generator> {
+        let width = self.dims.query_width;
+        let values = check_queries("new dense item rows", rows, width)?.into_owned();
+        let n = rows.nrows();
         let mut out = self.clone();
         if let Some(head) = out.model.dense_mut() {
-            let new = Tensor::from_data(TensorData::new(rows.to_vec(), [n, width]), &self.device);
+            let new = Tensor::from_data(TensorData::new(values, [n, width]), &self.device);
             head.items =
                 burn::module::Param::from_tensor(Tensor::cat(vec![head.items.val(), new], 0));
-            out.config.n_items += n;
+            out.dims.n_items += n;
         }
         Ok(out)
     }
 
-    /// `[n, n_query_vectors, d_query]` tensor of checked queries.
+    /// `[n, n_query_vectors, d_query]` tensor of checked queries (row-major values).
     pub(crate) fn query_tensor(&self, queries: &[f32], n: usize) -> Tensor<3> {
-        query_tensor(&self.config, queries, n, &self.device)
+        query_tensor(&self.config, &self.dims, queries, n, &self.device)
     }
 }
 
@@ -305,21 +288,22 @@ pub(crate) fn leaf_items(trie: &IdTrie, n_items: usize) -> Vec<i32> {
 /// `None` without a dense head.
 pub(crate) fn groups_host(
     config: &GeneratorConfig,
+    dims: &GeneratorDims,
     trie: &IdTrie,
     ids: &[Token],
 ) -> Option<HostGroups> {
     if !config.dense_head {
         return None;
     }
-    let len = config.id_len;
+    let len = dims.id_len;
     let n = ids.len() / len;
-    let sizes: Vec<usize> = (0..len).map(|p| config.position_range(p).len()).collect();
+    let sizes: Vec<usize> = (0..len).map(|p| dims.position_range(p).len()).collect();
     let mut lo: Vec<Vec<i32>> = sizes.iter().map(|&s| vec![0; n * s]).collect();
     let mut hi = lo.clone();
     for (r, id) in ids.chunks_exact(len).enumerate() {
         let mut node = cart_ids::Node::ROOT;
         for (p, &token) in id.iter().enumerate() {
-            let range = config.position_range(p);
+            let range = dims.position_range(p);
             let size = sizes[p];
             let kids = trie.children(node);
             for (j, &t) in kids.tokens().iter().enumerate() {
@@ -336,7 +320,7 @@ pub(crate) fn groups_host(
             }
         }
     }
-    Some(HostGroups { leaf_items: leaf_items(trie, config.n_items), sizes, lo, hi, n })
+    Some(HostGroups { leaf_items: leaf_items(trie, dims.n_items), sizes, lo, hi, n })
 }
 
 impl HostGroups {
@@ -373,11 +357,12 @@ impl HostGroups {
 /// [`groups_host`] as tensors on `device`.
 pub(crate) fn groups(
     config: &GeneratorConfig,
+    dims: &GeneratorDims,
     trie: &IdTrie,
     ids: &[Token],
     device: &Device,
 ) -> Option<Groups> {
-    groups_host(config, trie, ids).map(|g| g.all(device))
+    groups_host(config, dims, trie, ids).map(|g| g.all(device))
 }
 
 /// `[n_leaves + 1, width]` running sums of the dense head's item vectors in `trie`'s leaf
@@ -401,14 +386,13 @@ pub(crate) fn host_running_sums(table: &[f32], width: usize, leaf_items: &[i32])
 
 pub(crate) fn query_tensor(
     config: &GeneratorConfig,
+    dims: &GeneratorDims,
     queries: &[f32],
     n: usize,
     device: &Device,
 ) -> Tensor<3> {
-    Tensor::from_data(
-        TensorData::new(queries.to_vec(), [n, config.n_query_vectors, config.d_query]),
-        device,
-    )
+    let shape = [n, config.n_query_vectors, config.d_query(dims)];
+    Tensor::from_data(TensorData::new(queries.to_vec(), shape), device)
 }
 
 /// Decoder inputs for full identifiers: BOS, then all but the last token of each identifier.

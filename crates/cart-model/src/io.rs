@@ -1,8 +1,9 @@
 //! Saving and loading a [`Generator`], one file each.
 //!
 //! A [`cart_format`] container of kind `cart-generator` (version [`FORMAT_VERSION`]) with two
-//! sections: `header`, JSON with the writing crate's version and the [`GeneratorConfig`], and
-//! `weights`, the weights as a burn record (burnpack bytes).
+//! sections: `header`, JSON with the writing crate's version, the [`GeneratorConfig`] and the
+//! [`GeneratorDims`], and `weights`, the weights as a burn record (burnpack bytes). Version 2
+//! (one config holding the sizes too) is refused with a version error.
 //!
 //! Writes are atomic and durable ([`cart_format::write_atomic`]). Loading checks the container
 //! (magic, versions, lengths, checksum), validates the config, refuses one that needs more
@@ -18,18 +19,19 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::generator::Generator;
-use crate::model::GeneratorConfig;
+use crate::model::{GeneratorConfig, GeneratorDims};
 use crate::{Error, Result};
 
 /// Container kind of a generator file.
 pub const KIND: &str = "cart-generator";
 /// Version of the checkpoint format [`Generator::save`] writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
     crate_version: String,
     config: GeneratorConfig,
+    dims: GeneratorDims,
 }
 
 /// Atomic, durable write ([`cart_format::write_atomic`]), with I/O errors as [`Error::Io`].
@@ -51,8 +53,11 @@ impl Generator {
             .into_record()
             .into_bytes()
             .map_err(|e| Error::tensor(format!("burn record: {e}")))?;
-        let header =
-            Header { crate_version: env!("CARGO_PKG_VERSION").into(), config: self.config.clone() };
+        let header = Header {
+            crate_version: env!("CARGO_PKG_VERSION").into(),
+            config: self.config.clone(),
+            dims: self.dims.clone(),
+        };
         Ok(cart_format::Writer::new(KIND, FORMAT_VERSION)
             .section("header", serde_json::to_vec(&header)?)
             .section("weights", weights.to_vec())
@@ -100,20 +105,21 @@ impl Generator {
         let header: Header =
             serde_json::from_slice(section("header")?).map_err(|e| bad(format!("header: {e}")))?;
         let weights = section("weights")?;
-        header.config.validate().map_err(|e| bad(format!("stored config: {e}")))?;
-        let needed = header.config.min_params().and_then(|n| n.checked_mul(4));
+        let Header { config, dims, .. } = header;
+        config.validate(&dims).map_err(|e| bad(format!("stored config: {e}")))?;
+        let needed = config.min_params(&dims).and_then(|n| n.checked_mul(4));
         if needed.is_none_or(|n| n > weights.len()) {
             return Err(bad(format!(
                 "the stored config needs more parameters than the {} bytes of weights hold",
                 weights.len()
             )));
         }
-        let model = header.config.build(device);
+        let model = config.build(&dims, device);
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
             .map_err(|e| bad(format!("weights: {e}")))?;
         let model = model
             .try_load_record(record)
             .map_err(|e| bad(format!("weights do not match the config: {e}")))?;
-        Ok(Generator { config: header.config, model, device: device.clone() })
+        Ok(Generator { config, dims, model, device: device.clone() })
     }
 }

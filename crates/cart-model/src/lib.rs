@@ -7,7 +7,8 @@
 //! trie-constrained beam search of `cart-search`, which this crate drives through
 //! [`cart_search::Scorer`].
 //!
-//! - [`Generator`] ([`GeneratorConfig`]): the model. The query is projected into a few memory
+//! - [`Generator`] ([`GeneratorConfig`] for the architecture, [`GeneratorDims`] for the sizes
+//!   the data sets): the model. The query is projected into a few memory
 //!   tokens and encoded by `S` layers; the decoder's cross-attention is the coarse-to-fine
 //!   feature fusion over all `S` layer outputs (or plain cross-attention, for the ablation).
 //! - [`GeneratorConfig::fit`] ([`TrainConfig`]): teacher-forced cross-entropy + R-Drop, AdamW
@@ -24,6 +25,7 @@
 //! use cart_ids::{IdLayout, assign_ids};
 //! use cart_model::{GeneratorConfig, Pairs, TrainConfig};
 //! use cart_search::BeamSearchConfig;
+//! use ndarray::Array2;
 //!
 //! let device = Device::flex();
 //! // 8 items with identifiers [k, v1, u]: 2 coarse codes, one level of 4 codes.
@@ -32,11 +34,12 @@
 //! let fine: Vec<u32> = (0..8).map(|i| i % 4).collect();
 //! let ids = assign_ids(&layout, &coarse, &fine)?;
 //! // One query vector of width 8 per item (bring your encoder's vectors instead).
-//! let queries: Vec<f32> = (0..64).map(|i| if i % 9 == 0 { 1.0 } else { 0.0 }).collect();
+//! let queries = Array2::from_shape_fn((8, 8), |(i, j)| if i == j { 1.0f32 } else { 0.0 });
 //! let items: Vec<u32> = (0..8).collect();
-//! let pairs = Pairs::new(&queries, &items);
+//! let pairs = Pairs::new(queries.view(), &items).with_item_vectors(queries.view());
 //!
-//! let config = GeneratorConfig::for_layout(8, &layout)
+//! // the architecture; the sizes (query width, vocabulary, items) come from the data
+//! let config = GeneratorConfig::new()
 //!     .with_d_model(32)
 //!     .with_n_heads(2)
 //!     .with_n_encoder_layers(1)
@@ -48,14 +51,14 @@
 //! // the library never prints: pass an observer to see the run (here: count the epochs)
 //! let mut epochs = 0;
 //! let (generator, history) =
-//!     config.fit_observed(&train, pairs, Some(pairs), &trie, &device, &mut |e| {
+//!     config.fit_observed(pairs, Some(pairs), &trie, &train, &device, &mut |e| {
 //!         if let cart_model::TrainEvent::Epoch(_) = e {
 //!             epochs += 1;
 //!         }
 //!     })?;
 //! assert_eq!((history.epochs.len(), epochs), (3, 3));
 //!
-//! let hits = generator.search(&trie, BeamSearchConfig::default().with_top_k(3), &queries)?;
+//! let hits = generator.search(&trie, BeamSearchConfig::default().with_top_k(3), queries.view())?;
 //! assert_eq!(hits.len(), 8); // up to 3 ranked items per query
 //! # Ok::<(), cart_model::Error>(())
 //! ```
@@ -83,6 +86,8 @@ mod train;
 pub use error::{Error, Result};
 pub use generator::{Generator, Pairs};
 pub use io::{FORMAT_VERSION, KIND};
-pub use model::GeneratorConfig;
+pub use model::{GeneratorConfig, GeneratorDims};
+/// The matrix type of every public boundary ([`ndarray::ArrayView2`], one row per vector).
+pub use ndarray;
 pub use scorer::GeneratorScorer;
 pub use train::{EpochStats, TrainConfig, TrainEvent, TrainHistory};

@@ -16,38 +16,36 @@ use crate::{Error, Result};
 /// Largest weight matrix a config may ask for (2^31 values, 8 GiB of f32).
 const MAX_TENSOR: usize = 1 << 31;
 
-/// Shape of a [`Generator`](crate::Generator); [`GeneratorConfig::init`] builds an untrained one.
+/// Architecture of a [`Generator`](crate::Generator): everything but the sizes that come from
+/// the data ([`GeneratorDims`]). Every field has a default, CART's defaults (the `cart` index
+/// uses them as they are): a model small enough to train on a laptop CPU in minutes, with the
+/// dense head on.
 ///
-/// The vocabulary and identifier length come from the [`cart_ids::IdLayout`] the identifiers were
-/// made with ([`GeneratorConfig::for_layout`]).
+/// [`GeneratorConfig::fit`] reads the sizes from the training pairs and the trie;
+/// [`GeneratorConfig::init`] takes them as [`GeneratorDims`].
 #[derive(Config, Debug, PartialEq)]
 pub struct GeneratorConfig {
-    /// Width of one query vector.
-    pub d_query: usize,
-    /// Decoder vocabulary size ([`cart_ids::IdLayout::vocab_size`]).
-    pub vocab_size: usize,
-    /// Identifier length in tokens ([`cart_ids::IdLayout::id_len`]).
-    pub id_len: usize,
-    /// Vectors per query (1: one embedding; more: a short sequence of vectors). Default: 1.
+    /// Vectors per query (1: one embedding; more: a short sequence of vectors, which the query
+    /// rows hold side by side). Default: 1.
     #[config(default = 1)]
     pub n_query_vectors: usize,
     /// Memory tokens each query vector is projected into. Default: 4.
     #[config(default = 4)]
     pub n_memory: usize,
-    /// Model width. Default: 256.
-    #[config(default = 256)]
+    /// Model width. Default: 128.
+    #[config(default = 128)]
     pub d_model: usize,
     /// Attention heads; must divide `d_model`. Default: 4.
     #[config(default = 4)]
     pub n_heads: usize,
-    /// Encoder layers `S`; every layer's output feeds the fusion. Default: 4.
-    #[config(default = 4)]
+    /// Encoder layers `S`; every layer's output feeds the fusion. Default: 2.
+    #[config(default = 2)]
     pub n_encoder_layers: usize,
-    /// Decoder layers. Default: 4.
-    #[config(default = 4)]
+    /// Decoder layers. Default: 2.
+    #[config(default = 2)]
     pub n_decoder_layers: usize,
-    /// Hidden width of the feed-forward blocks. Default: 1024.
-    #[config(default = 1024)]
+    /// Hidden width of the feed-forward blocks. Default: 512.
+    #[config(default = 512)]
     pub d_ff: usize,
     /// Dropout probability (embeddings, attention and feed-forward outputs). Default: 0.1.
     #[config(default = 0.1)]
@@ -56,12 +54,6 @@ pub struct GeneratorConfig {
     /// layer (`false`, the paper's "without fusion" ablation). Default: `true`.
     #[config(default = true)]
     pub fusion: bool,
-    /// Token values per identifier position (`[K, C, .., C, U]`), from the layout
-    /// ([`GeneratorConfig::for_layout`]). When given, position `t`'s logits are restricted to
-    /// position `t`'s tokens, so no probability goes to tokens that cannot occur there. Empty
-    /// (default): a softmax over the whole vocabulary at every position.
-    #[config(default = "Vec::new()")]
-    pub position_sizes: Vec<usize>,
     /// The dense head: the model starts as a tree search over the trie in the query space.
     /// Every item gets an output vector `e_i` in the query space; a trie node's vector is the
     /// mean `m` of the vectors of the items below it (a subtree centroid, recomputed as the
@@ -69,16 +61,15 @@ pub struct GeneratorConfig {
     /// a child of the beam's prefix gains `scale * ((W q) . m - |m|^2 / 2)`, the nearest-centroid
     /// rule of K-Means, and each step's softmax runs over the prefix's children, in training
     /// as in search (a hierarchical softmax over the trie). `W = I` and the transformer's output
-    /// layer are at zero at the start, so with the item vectors set
-    /// ([`Generator::set_dense_tables`](crate::Generator::set_dense_tables)) the untrained
+    /// layer are at zero at the start, so with the item vectors set (from
+    /// [`Pairs::with_item_vectors`](crate::Pairs::with_item_vectors) in
+    /// [`GeneratorConfig::fit`], or
+    /// [`Generator::set_dense_tables`](crate::Generator::set_dense_tables)) the untrained
     /// generator is a beam search down the trie by nearest subtree centroid whose last step
-    /// scores the items exactly. Needs `position_sizes` and `n_items`. Default: `false`.
-    #[config(default = false)]
+    /// scores the items exactly. Needs [`GeneratorDims::position_sizes`] and
+    /// [`GeneratorDims::n_items`]. Default: `true` (docs/results.md has the ablation).
+    #[config(default = true)]
     pub dense_head: bool,
-    /// Items of the dense head's item table (the facade sets it; grown by
-    /// [`Generator::with_more_items`](crate::Generator::with_more_items)). Default: 0.
-    #[config(default = 0)]
-    pub n_items: usize,
     /// Initial `scale` of the dense head's logits (learned, kept positive). Default: 20.
     #[config(default = 20.0)]
     pub dense_scale: f64,
@@ -90,11 +81,43 @@ pub struct GeneratorConfig {
     pub transformer_scale: f64,
 }
 
-impl GeneratorConfig {
-    /// A config for query vectors of width `d_query` and identifiers of `layout`.
-    pub fn for_layout(d_query: usize, layout: &cart_ids::IdLayout) -> Self {
+/// The sizes of a [`Generator`](crate::Generator) that come from its data: the query width,
+/// the identifier vocabulary and length, and the items of the dense head's table.
+/// [`GeneratorDims::for_trie`] reads them from a trie.
+#[derive(Config, Debug, PartialEq)]
+pub struct GeneratorDims {
+    /// Values per query row (`n_query_vectors * d_query`).
+    pub query_width: usize,
+    /// Decoder vocabulary size ([`cart_ids::IdLayout::vocab_size`]).
+    pub vocab_size: usize,
+    /// Identifier length in tokens ([`cart_ids::IdLayout::id_len`]).
+    pub id_len: usize,
+    /// Token values per identifier position (`[K, C, .., C, U]`). When given, position `t`'s
+    /// logits are restricted to position `t`'s tokens, so no probability goes to tokens that
+    /// cannot occur there. Empty (default): a softmax over the whole vocabulary at every
+    /// position (no dense head then).
+    #[config(default = "Vec::new()")]
+    pub position_sizes: Vec<usize>,
+    /// Items of the dense head's table (items are keyed `0..n_items`; grown by
+    /// [`Generator::with_more_items`](crate::Generator::with_more_items)). Default: 0.
+    #[config(default = 0)]
+    pub n_items: usize,
+}
+
+impl GeneratorDims {
+    /// The sizes for query rows of `query_width` values and the identifiers of `trie`
+    /// (its layout's vocabulary, length and position sizes; one table row per item).
+    pub fn for_trie(query_width: usize, trie: &cart_ids::IdTrie) -> Self {
+        Self::for_layout(query_width, trie.layout(), trie.len())
+    }
+
+    /// The sizes for query rows of `query_width` values, identifiers of `layout` and
+    /// `n_items` items.
+    pub fn for_layout(query_width: usize, layout: &cart_ids::IdLayout, n_items: usize) -> Self {
         let sizes = (0..layout.id_len()).map(|p| layout.position_size(p) as usize).collect();
-        Self::new(d_query, layout.vocab_size(), layout.id_len()).with_position_sizes(sizes)
+        Self::new(query_width, layout.vocab_size(), layout.id_len())
+            .with_position_sizes(sizes)
+            .with_n_items(n_items)
     }
 
     /// The token range of identifier position `p` (needs `position_sizes`).
@@ -103,17 +126,19 @@ impl GeneratorConfig {
             cart_ids::IdLayout::N_SPECIAL as usize + self.position_sizes[..p].iter().sum::<usize>();
         start..start + self.position_sizes[p]
     }
+}
 
-    /// Values per query in the flat query buffers (`n_query_vectors * d_query`).
-    pub fn query_width(&self) -> usize {
-        self.n_query_vectors * self.d_query
+impl GeneratorConfig {
+    /// Width of one query vector: `dims.query_width / n_query_vectors`.
+    pub(crate) fn d_query(&self, dims: &GeneratorDims) -> usize {
+        dims.query_width / self.n_query_vectors.max(1)
     }
 
-    pub(crate) fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self, dims: &GeneratorDims) -> Result<()> {
         let positive = [
-            ("d_query", self.d_query),
-            ("vocab_size", self.vocab_size),
-            ("id_len", self.id_len),
+            ("query_width", dims.query_width),
+            ("vocab_size", dims.vocab_size),
+            ("id_len", dims.id_len),
             ("n_query_vectors", self.n_query_vectors),
             ("n_memory", self.n_memory),
             ("d_model", self.d_model),
@@ -127,33 +152,40 @@ impl GeneratorConfig {
                 return Err(Error::config(field, 0, "must be at least 1"));
             }
         }
+        if !dims.query_width.is_multiple_of(self.n_query_vectors) {
+            return Err(Error::config(
+                "n_query_vectors",
+                format!("{} (query width {})", self.n_query_vectors, dims.query_width),
+                "must divide the query width",
+            ));
+        }
         if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(Error::config("n_heads", self.n_heads, "must divide d_model"));
         }
-        if self.vocab_size > i32::MAX as usize {
-            return Err(Error::config("vocab_size", self.vocab_size, "must fit in an i32"));
+        if dims.vocab_size > i32::MAX as usize {
+            return Err(Error::config("vocab_size", dims.vocab_size, "must fit in an i32"));
         }
         if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
             return Err(Error::config("dropout", self.dropout, "must be in [0, 1)"));
         }
-        if !self.position_sizes.is_empty() {
-            let total = self.position_sizes.iter().try_fold(2usize, |a, &s| a.checked_add(s));
-            if self.position_sizes.len() != self.id_len
-                || self.position_sizes.contains(&0)
-                || total != Some(self.vocab_size)
+        if !dims.position_sizes.is_empty() {
+            let total = dims.position_sizes.iter().try_fold(2usize, |a, &s| a.checked_add(s));
+            if dims.position_sizes.len() != dims.id_len
+                || dims.position_sizes.contains(&0)
+                || total != Some(dims.vocab_size)
             {
                 return Err(Error::config(
                     "position_sizes",
-                    format!("{:?}", self.position_sizes),
+                    format!("{:?}", dims.position_sizes),
                     "one non-zero size per position, summing to vocab_size - 2",
                 ));
             }
         }
         if self.dense_head {
-            if self.position_sizes.is_empty() {
+            if dims.position_sizes.is_empty() {
                 return Err(Error::config("dense_head", true, "needs position_sizes"));
             }
-            if self.n_items == 0 {
+            if dims.n_items == 0 {
                 return Err(Error::config("n_items", 0, "the dense head needs at least 1 item"));
             }
             if !(self.dense_scale.is_finite() && self.dense_scale > 0.0) {
@@ -168,21 +200,15 @@ impl GeneratorConfig {
             }
         }
         // Tensors are built eagerly: refuse sizes that cannot be allocated before trying.
-        let Some(width) = self.n_query_vectors.checked_mul(self.d_query) else {
-            return Err(Error::config(
-                "d_query",
-                self.d_query,
-                "n_query_vectors * d_query overflows",
-            ));
-        };
+        let width = dims.query_width;
         let params = [
             ("d_ff", self.d_ff.checked_mul(self.d_model)),
-            ("vocab_size", self.vocab_size.checked_mul(self.d_model.max(width))),
+            ("vocab_size", dims.vocab_size.checked_mul(self.d_model.max(width))),
             (
                 "n_memory",
                 self.n_memory.checked_mul(self.d_model).and_then(|v| v.checked_mul(width)),
             ),
-            ("n_items", self.n_items.checked_mul(width)),
+            ("n_items", dims.n_items.checked_mul(width)),
         ];
         for (field, size) in params {
             if size.is_none_or(|s| s > MAX_TENSOR) {
@@ -193,7 +219,7 @@ impl GeneratorConfig {
                 ));
             }
         }
-        if self.min_params().is_none_or(|n| n > MAX_TENSOR) {
+        if self.min_params(dims).is_none_or(|n| n > MAX_TENSOR) {
             return Err(Error::config(
                 "d_ff",
                 self.d_ff,
@@ -206,16 +232,15 @@ impl GeneratorConfig {
     /// A lower bound on the number of parameters (the feed-forward, embedding and item
     /// tables; attention and norms are left out), `None` on overflow: what a config must at
     /// least cost before it is built, and what stored weights must at least hold.
-    pub(crate) fn min_params(&self) -> Option<usize> {
+    pub(crate) fn min_params(&self, dims: &GeneratorDims) -> Option<usize> {
         let layers = self.n_encoder_layers.checked_add(self.n_decoder_layers)?;
         let ff = self.d_ff.checked_mul(self.d_model)?.checked_mul(2)?.checked_mul(layers)?;
-        let embed = self.vocab_size.checked_mul(self.d_model)?;
-        let items =
-            if self.dense_head { self.n_items.checked_mul(self.query_width())? } else { 0 };
+        let embed = dims.vocab_size.checked_mul(self.d_model)?;
+        let items = if self.dense_head { dims.n_items.checked_mul(dims.query_width)? } else { 0 };
         ff.checked_add(embed)?.checked_add(items)
     }
 
-    pub(crate) fn build(&self, device: &Device) -> GeneratorModel {
+    pub(crate) fn build(&self, dims: &GeneratorDims, device: &Device) -> GeneratorModel {
         let d = self.d_model;
         let n_mem = self.n_memory * self.n_query_vectors;
         let layer_norm = || LayerNormConfig::new(d).init(device);
@@ -257,31 +282,31 @@ impl GeneratorConfig {
             .collect();
         let memory_pos =
             Tensor::random([n_mem, d], burn::tensor::Distribution::Normal(0.0, 0.02), device);
-        let width = self.query_width();
+        let width = dims.query_width;
         let dense = self.dense_head.then(|| DenseHead {
             map: Param::from_tensor(Tensor::zeros([width, width], device)),
-            items: Param::from_tensor(Tensor::zeros([self.n_items, width], device)),
+            items: Param::from_tensor(Tensor::zeros([dims.n_items, width], device)),
             log_scale: Param::from_tensor(Tensor::from_floats(
                 [self.dense_scale.ln() as f32],
                 device,
             )),
         });
-        let mut output = LinearConfig::new(d, self.vocab_size).init(device);
+        let mut output = LinearConfig::new(d, dims.vocab_size).init(device);
         if self.dense_head {
             // the transformer starts silent: the untrained model is the dense head alone
             output.weight = Param::from_tensor(output.weight.val().zeros_like());
             output.bias = output.bias.map(|b| Param::from_tensor(b.val().zeros_like()));
         }
         GeneratorModel {
-            position_sizes: self.position_sizes.clone(),
+            position_sizes: dims.position_sizes.clone(),
             transformer_scale: self.transformer_scale,
             dense,
-            query_proj: LinearConfig::new(self.d_query, self.n_memory * d).init(device),
+            query_proj: LinearConfig::new(self.d_query(dims), self.n_memory * d).init(device),
             memory_pos: Param::from_tensor(memory_pos),
             encoder,
             encoder_norm: layer_norm(),
-            token_embedding: EmbeddingConfig::new(self.vocab_size, d).init(device),
-            position_embedding: EmbeddingConfig::new(self.id_len, d).init(device),
+            token_embedding: EmbeddingConfig::new(dims.vocab_size, d).init(device),
+            position_embedding: EmbeddingConfig::new(dims.id_len, d).init(device),
             decoder,
             decoder_norm: layer_norm(),
             output,

@@ -5,11 +5,84 @@ use std::sync::Arc;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use cart_ids::IdTrie;
-use cart_search::{Scorer, Step};
+use cart_search::{BeamSearch, BeamSearchConfig, Hit, Scorer, Step};
+use ndarray::ArrayView2;
 
-use crate::generator::{Generator, int_tensor, to_f32};
+use crate::generator::{
+    Generator, check_queries, host_running_sums, int_tensor, leaf_items, to_f32,
+};
 use crate::model::{CrossKv, Kv};
 use crate::{Error, Result};
+
+/// Queries per batch in [`Generator::search`]: bounds the memory of the beams' caches.
+const SEARCH_CHUNK: usize = 256;
+
+impl Generator {
+    /// The top `config.top_k` items for each query (one row each), by beam search over `trie`
+    /// constrained to valid identifiers. Queries run in batches of 256.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimMismatch`] / [`Error::NonFinite`] for bad query vectors,
+    /// [`Error::InvalidConfig`] if `trie`'s vocabulary is not the model's,
+    /// [`Error::Search`] if the search fails.
+    pub fn search(
+        &self,
+        trie: &IdTrie,
+        config: BeamSearchConfig,
+        queries: ArrayView2<'_, f32>,
+    ) -> Result<Vec<Vec<Hit>>> {
+        let width = self.dims.query_width;
+        let values = check_queries("search", queries, width)?;
+        self.check_trie(trie)?;
+        let search = BeamSearch::new(trie, config);
+        let mut out = Vec::with_capacity(queries.nrows());
+        let sums = self.dense_sums(trie)?;
+        for chunk in values.chunks(SEARCH_CHUNK * width) {
+            let mut scorer =
+                GeneratorScorer::new(self, trie, chunk, chunk.len() / width, sums.clone())?;
+            out.extend(search.search(&mut scorer)?);
+        }
+        Ok(out)
+    }
+
+    /// A [`cart_search::Scorer`] for a batch of queries (one row each): runs the encoder once,
+    /// then decodes one token per beam per step with a key/value cache.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DimMismatch`] / [`Error::NonFinite`] for bad query vectors,
+    /// [`Error::InvalidConfig`] if `trie`'s vocabulary is not the model's.
+    pub fn scorer<'g>(
+        &'g self,
+        trie: &'g IdTrie,
+        queries: ArrayView2<'_, f32>,
+    ) -> Result<GeneratorScorer<'g>> {
+        let values = check_queries("scorer", queries, self.dims.query_width)?;
+        self.check_trie(trie)?;
+        GeneratorScorer::new(self, trie, &values, queries.nrows(), self.dense_sums(trie)?)
+    }
+
+    fn check_trie(&self, trie: &IdTrie) -> Result<()> {
+        let layout = trie.layout();
+        if layout.vocab_size() != self.dims.vocab_size || layout.id_len() != self.dims.id_len {
+            return Err(Error::config(
+                "trie",
+                format!("vocabulary {} / length {}", layout.vocab_size(), layout.id_len()),
+                "must match the generator's vocabulary and identifier length",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The dense head's running sums over `trie`'s leaves on the host, if the model has one.
+    fn dense_sums(&self, trie: &IdTrie) -> Result<Option<Arc<Vec<f32>>>> {
+        let Some(head) = self.model.dense() else { return Ok(None) };
+        let table = to_f32(head.item_table())?;
+        let leaves = leaf_items(trie, self.dims.n_items);
+        Ok(Some(Arc::new(host_running_sums(&table, self.dims.query_width, &leaves))))
+    }
+}
 
 /// A [`Scorer`] over one batch of queries, from [`Generator::scorer`].
 ///
@@ -102,8 +175,8 @@ impl GeneratorScorer<'_> {
         logits: Tensor<3>,
         out: &mut [f32],
     ) -> Result<()> {
-        let vocab = self.generator.config.vocab_size;
-        let width = self.generator.config.query_width();
+        let vocab = self.generator.dims.vocab_size;
+        let width = self.generator.dims.query_width;
         let raw = to_f32(logits)?;
         out.fill(f32::NEG_INFINITY);
         let mut mean = vec![0.0f32; width];
@@ -139,7 +212,7 @@ impl Scorer for GeneratorScorer<'_> {
     type Error = Error;
 
     fn vocab_size(&self) -> usize {
-        self.generator.config.vocab_size
+        self.generator.dims.vocab_size
     }
 
     fn n_queries(&self) -> usize {
@@ -147,7 +220,7 @@ impl Scorer for GeneratorScorer<'_> {
     }
 
     fn score(&mut self, step: &Step<'_>, out: &mut [f32]) -> Result<()> {
-        let vocab = self.generator.config.vocab_size;
+        let vocab = self.generator.dims.vocab_size;
         let n_beams = step.n_beams();
         if step.queries.len() != n_beams || out.len() != n_beams * vocab {
             return Err(Error::protocol(format!(
@@ -157,10 +230,10 @@ impl Scorer for GeneratorScorer<'_> {
                 out.len()
             )));
         }
-        if step.position >= self.generator.config.id_len {
+        if step.position >= self.generator.dims.id_len {
             return Err(Error::protocol(format!(
                 "position {} past the identifier length {}",
-                step.position, self.generator.config.id_len
+                step.position, self.generator.dims.id_len
             )));
         }
         if let Some(&q) = step.queries.iter().find(|&&q| q >= self.n_queries) {

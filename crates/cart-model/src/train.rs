@@ -15,18 +15,20 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::generator::{Generator, Pairs, check_queries, decoder_inputs, int_tensor, query_tensor};
-use crate::model::{GeneratorConfig, GeneratorModel, Groups};
+use crate::generator::{Generator, Pairs, check_queries, decoder_inputs, int_tensor};
+use crate::model::{GeneratorConfig, GeneratorDims, GeneratorModel, Groups};
 use crate::{Error, Result};
 
 /// How a [`Generator`] is trained ([`GeneratorConfig::fit`]).
 #[derive(Config, Debug, PartialEq)]
 pub struct TrainConfig {
-    /// Passes over the training pairs. Default: 20.
-    #[config(default = 20)]
+    /// Passes over the training pairs. Default: 4 (with the dense head, validation R@1 on the
+    /// bundled set peaks at epoch 3 of 4 and at 5 of 6, docs/results.md; the best epoch is
+    /// kept).
+    #[config(default = 4)]
     pub n_epochs: usize,
-    /// Pairs per optimizer step. Default: 256.
-    #[config(default = 256)]
+    /// Pairs per optimizer step. Default: 128.
+    #[config(default = 128)]
     pub batch_size: usize,
     /// Peak learning rate (after warmup). Default: 1e-3.
     #[config(default = 1e-3)]
@@ -43,8 +45,10 @@ pub struct TrainConfig {
     /// Clip the gradient to this global L2 norm; 0 turns clipping off. Default: 1.0.
     #[config(default = 1.0)]
     pub grad_clip: f64,
-    /// Add the R-Drop term (symmetric KL between two dropout passes). Default: `true`.
-    #[config(default = true)]
+    /// Add the R-Drop term (symmetric KL between two dropout passes). It doubles the cost of
+    /// every step: on a CPU the same minutes buy more from more epochs (measured,
+    /// docs/results.md), so it is off by default; turn it on for GPU runs. Default: `false`.
+    #[config(default = false)]
     pub rdrop: bool,
     /// Weight `omega` of the R-Drop term. Default: 1.0.
     #[config(default = 1.0)]
@@ -67,14 +71,14 @@ pub struct TrainConfig {
     pub checkpoint: Option<String>,
     /// Item-as-query pairs per epoch, as a share of the items (DSI's indexing task): item `i`'s
     /// vector in the query space ([`Pairs::with_item_vectors`]) -> its identifier. Drawn
-    /// afresh every epoch (seeded). 0 turns it off. Default: 0.
-    #[config(default = 0.0)]
+    /// afresh every epoch (seeded). 0 turns it off. Default: 1.0.
+    #[config(default = 1.0)]
     pub item_queries: f64,
     /// Share of the training queries replaced, every epoch, by a query-target interpolation
     /// (GENIUS): `z = sqrt(s) q + sqrt(1 - s) p` with `p` the target item's vector in the
     /// query space and `s ~ Beta(2, 2)` drawn per dimension, re-normalised. 0 turns it off.
-    /// Default: 0.
-    #[config(default = 0.0)]
+    /// Default: 0.5.
+    #[config(default = 0.5)]
     pub interpolation: f64,
 }
 
@@ -334,6 +338,8 @@ pub(crate) struct Batches {
     /// Per row, the dense head's groups (the children of its prefixes).
     groups: Option<crate::generator::HostGroups>,
     width: usize,
+    /// `[n_query_vectors, d_query]`: the shape of one query row.
+    query_shape: [usize; 2],
     len: usize,
     /// Number of query rows (the item rows follow).
     n_queries: usize,
@@ -349,33 +355,36 @@ impl Batches {
     pub(crate) fn new(
         what: &'static str,
         config: &GeneratorConfig,
+        dims: &GeneratorDims,
         pairs: Pairs<'_>,
         ids: &IdAssignment,
         trie: &IdTrie,
     ) -> Result<Self> {
-        let width = config.query_width();
-        let n = check_queries(what, pairs.queries, width)?;
+        let width = dims.query_width;
+        let mut queries = check_queries(what, pairs.queries, width)?.into_owned();
+        let n = pairs.queries.nrows();
         if n != pairs.items.len() {
-            return Err(Error::DimMismatch { what, got: pairs.queries.len(), expected: width });
+            return Err(Error::DimMismatch { what, got: pairs.items.len(), expected: n });
         }
         if n == 0 {
             return Err(Error::EmptyData { what });
         }
-        let mut queries = pairs.queries.to_vec();
         let mut row_items = pairs.items.to_vec();
+        let mut item_vectors = None;
         if let Some(v) = pairs.item_vectors {
-            let n_items = check_queries("item vectors (query space)", v, width)?;
-            if n_items != ids.len() {
+            let values = check_queries("item vectors (query space)", v, width)?;
+            if v.nrows() != ids.len() {
                 return Err(Error::DimMismatch {
                     what: "item vectors (query space): one row per item",
-                    got: n_items,
+                    got: v.nrows(),
                     expected: ids.len(),
                 });
             }
-            queries.extend_from_slice(v);
-            row_items.extend(0..n_items as u32);
+            queries.extend_from_slice(&values);
+            row_items.extend(0..v.nrows() as u32);
+            item_vectors = Some(values.into_owned());
         }
-        let len = config.id_len;
+        let len = dims.id_len;
         let mut tokens = Vec::with_capacity(row_items.len() * len);
         for &item in &row_items {
             let id = ids.id(item as usize).ok_or(Error::UnknownItem {
@@ -385,17 +394,18 @@ impl Batches {
             })?;
             tokens.extend_from_slice(id);
         }
-        let inputs = decoder_inputs(&tokens, len, config.vocab_size)?;
+        let inputs = decoder_inputs(&tokens, len, dims.vocab_size)?;
         let targets = tokens.iter().map(|&t| t as i32).collect();
-        let groups = crate::generator::groups_host(config, trie, &tokens);
+        let groups = crate::generator::groups_host(config, dims, trie, &tokens);
         Ok(Self {
             queries,
             inputs,
             targets,
             row_items,
-            item_vectors: pairs.item_vectors.map(<[f32]>::to_vec),
+            item_vectors,
             groups,
             width,
+            query_shape: [config.n_query_vectors, config.d_query(dims)],
             len,
             n_queries: n,
         })
@@ -415,7 +425,6 @@ impl Batches {
     /// replaced by an interpolation toward its item with probability `interpolation`.
     pub(crate) fn batch(
         &self,
-        config: &GeneratorConfig,
         rows: &[usize],
         interpolation: f64,
         rng: &mut StdRng,
@@ -448,7 +457,10 @@ impl Batches {
         }
         let groups = self.groups.as_ref().map(|g| g.select(rows, device));
         (
-            query_tensor(config, &q, rows.len(), device),
+            Tensor::from_data(
+                TensorData::new(q, [rows.len(), self.query_shape[0], self.query_shape[1]]),
+                device,
+            ),
             int_tensor(&i, [rows.len(), l], device),
             int_tensor(&t, [rows.len(), l], device),
             groups,
@@ -471,30 +483,36 @@ impl Batches {
 }
 
 impl GeneratorConfig {
-    /// Trains a generator on `data` (query vectors and their items, whose identifiers `ids`
+    /// Trains a generator on `data` (query vectors and their items, whose identifiers `trie`
     /// holds) with AdamW on `device` (autodiff is enabled internally) and returns it with its
-    /// per-epoch history.
+    /// per-epoch history. The sizes ([`GeneratorDims`]) come from the data: the query width
+    /// from `data.queries`, the vocabulary, identifier length and items from `trie`.
+    ///
+    /// With the dense head ([`GeneratorConfig::dense_head`]), its item table starts at
+    /// `data.item_vectors` (each item's vector in the query space), so training starts from
+    /// a tree search by subtree centroids; without item vectors it starts at zero.
     ///
     /// With `valid` pairs, every `eval_every` epochs the model searches them with the
-    /// constrained beam search over `ids`' trie, the Recall@K of `train.eval_ks` is recorded,
-    /// and the model with the best recall at the first cut-off is returned (and saved to
-    /// `train.checkpoint`, if set). Without, the last model is returned.
+    /// constrained beam search over `trie`, the Recall@K of `train.eval_ks` is recorded, and
+    /// the model with the best recall at the first cut-off is returned (and saved to
+    /// `train.checkpoint`, if set); the untrained model is a candidate too. Without, the last
+    /// model is returned.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for bad settings or a layout that does not match the config,
+    /// [`Error::InvalidConfig`] for bad settings,
     /// [`Error::EmptyData`], [`Error::DimMismatch`], [`Error::NonFinite`] for bad queries,
     /// [`Error::UnknownItem`] for an item without identifier, [`Error::Search`] if validation
     /// fails, [`Error::Io`] if the checkpoint cannot be written.
     pub fn fit(
         &self,
-        train: &TrainConfig,
         data: Pairs<'_>,
         valid: Option<Pairs<'_>>,
         trie: &IdTrie,
+        train: &TrainConfig,
         device: &Device,
     ) -> Result<(Generator, TrainHistory)> {
-        self.train_from(None, train, data, valid, trie, device, &mut |_| {})
+        self.fit_observed(data, valid, trie, train, device, &mut |_| {})
     }
 
     /// [`GeneratorConfig::fit`], reporting every batch and epoch to `observer`.
@@ -504,47 +522,65 @@ impl GeneratorConfig {
     /// As [`GeneratorConfig::fit`].
     pub fn fit_observed(
         &self,
-        train: &TrainConfig,
         data: Pairs<'_>,
         valid: Option<Pairs<'_>>,
         trie: &IdTrie,
+        train: &TrainConfig,
         device: &Device,
         observer: &mut dyn FnMut(TrainEvent<'_>),
     ) -> Result<(Generator, TrainHistory)> {
-        self.train_from(None, train, data, valid, trie, device, observer)
+        let dims = GeneratorDims::for_trie(data.queries.ncols(), trie);
+        if !self.dense_head {
+            return self.train_from(None, &dims, data, valid, trie, train, device, observer);
+        }
+        train.validate()?;
+        device.seed(train.seed);
+        let mut start = self.init(&dims, device)?;
+        if let Some(items) = data.item_vectors {
+            start.set_dense_tables(items)?;
+        }
+        start.fit_more_observed(data, valid, trie, train, observer)
     }
 
     #[allow(clippy::too_many_arguments, reason = "the private core of the four public fits")]
     fn train_from(
         &self,
         start: Option<&GeneratorModel>,
-        train: &TrainConfig,
+        dims: &GeneratorDims,
         data: Pairs<'_>,
         valid: Option<Pairs<'_>>,
         trie: &IdTrie,
+        train: &TrainConfig,
         device: &Device,
         observer: &mut dyn FnMut(TrainEvent<'_>),
     ) -> Result<(Generator, TrainHistory)> {
-        self.validate()?;
+        self.validate(dims)?;
         train.validate()?;
         let layout = trie.layout();
-        if layout.vocab_size() != self.vocab_size || layout.id_len() != self.id_len {
+        if layout.vocab_size() != dims.vocab_size || layout.id_len() != dims.id_len {
             return Err(Error::config(
                 "vocab_size/id_len",
-                format!("{}/{}", self.vocab_size, self.id_len),
+                format!("{}/{}", dims.vocab_size, dims.id_len),
                 "must match the identifier layout",
             ));
         }
+        if data.queries.ncols() != dims.query_width {
+            return Err(Error::DimMismatch {
+                what: "fit: query width",
+                got: data.queries.ncols(),
+                expected: dims.query_width,
+            });
+        }
         let ids = IdAssignment::from_trie(trie)?;
-        let batches = Batches::new("fit", self, data, &ids, trie)?;
+        let batches = Batches::new("fit", self, dims, data, &ids, trie)?;
         let valid = match valid {
             Some(v) => {
-                let n = check_queries("fit (validation)", v.queries, self.query_width())?;
-                if n != v.items.len() {
+                check_queries("fit (validation)", v.queries, dims.query_width)?;
+                if v.queries.nrows() != v.items.len() {
                     return Err(Error::DimMismatch {
-                        what: "fit (validation)",
-                        got: v.queries.len(),
-                        expected: self.query_width(),
+                        what: "fit (validation): one item per query",
+                        got: v.items.len(),
+                        expected: v.queries.nrows(),
                     });
                 }
                 let relevant: Vec<Vec<u32>> = v.items.iter().map(|&i| vec![i]).collect();
@@ -563,7 +599,7 @@ impl GeneratorConfig {
         let mut model = match start {
             // A fork gets its own autodiff graph on the training device; `train` undoes `valid`.
             Some(model) => model.clone().fork(&ad).train(),
-            None => self.build(&ad),
+            None => self.build(dims, &ad),
         };
         let clip =
             (train.grad_clip > 0.0).then_some(GradientClippingConfig::Norm(train.grad_clip as f32));
@@ -582,16 +618,14 @@ impl GeneratorConfig {
         let mut best: Option<(f64, Generator)> = None;
         // The starting model is a candidate too: training must not end below it.
         if let Some((queries, relevant)) = &valid {
-            let generator =
-                Generator { config: self.clone(), model: model.valid(), device: plain.clone() };
-            let ranked = generator.search(trie, search, queries)?;
+            let generator = Generator::from_parts(self, dims, model.valid(), &plain);
+            let ranked = generator.search(trie, search, *queries)?;
             history.start_valid = evaluate(&ranked, relevant, &train.eval_ks)?;
             observer(TrainEvent::Start(&history.start_valid));
             let score = history.start_valid.first().map_or(0.0, |m| m.recall);
             best = Some((score, generator));
         } else if train.n_epochs == 0 {
-            let generator =
-                Generator { config: self.clone(), model: model.valid(), device: plain.clone() };
+            let generator = Generator::from_parts(self, dims, model.valid(), &plain);
             best = Some((0.0, generator));
         }
         let mut step = 0;
@@ -601,7 +635,7 @@ impl GeneratorConfig {
             let mut sums = [0.0f64; 3];
             let mut lr = train.learning_rate;
             for (b, rows) in order.chunks(batch_size).enumerate() {
-                let (q, i, t, g) = batches.batch(self, rows, train.interpolation, &mut rng, &ad);
+                let (q, i, t, g) = batches.batch(rows, train.interpolation, &mut rng, &ad);
                 let terms = loss_terms(&model, q, i, t, g.as_ref(), train.rdrop, train.omega);
                 // One read-back per batch for the three terms.
                 let values = Tensor::cat(
@@ -634,23 +668,15 @@ impl GeneratorConfig {
             if let Some((queries, relevant)) = &valid
                 && ((epoch + 1) % train.eval_every == 0 || last)
             {
-                let generator = Generator {
-                    config: self.clone(),
-                    model: model.clone().valid(),
-                    device: plain.clone(),
-                };
-                let ranked = generator.search(trie, search, queries)?;
+                let generator = Generator::from_parts(self, dims, model.clone().valid(), &plain);
+                let ranked = generator.search(trie, search, *queries)?;
                 metrics = evaluate(&ranked, relevant, &train.eval_ks)?;
                 let score = metrics.first().map_or(0.0, |m| m.recall);
                 if best.as_ref().is_none_or(|(s, _)| score > *s) {
                     candidate = Some((score, generator));
                 }
             } else if valid.is_none() && last {
-                let generator = Generator {
-                    config: self.clone(),
-                    model: model.clone().valid(),
-                    device: plain.clone(),
-                };
+                let generator = Generator::from_parts(self, dims, model.clone().valid(), &plain);
                 candidate = Some((0.0, generator));
             }
             if let Some((score, generator)) = candidate {
@@ -674,7 +700,7 @@ impl GeneratorConfig {
         }
         let generator = match best {
             Some((_, generator)) => generator,
-            None => Generator { config: self.clone(), model: model.valid(), device: plain },
+            None => Generator::from_parts(self, dims, model.valid(), &plain),
         };
         Ok((generator, history))
     }
@@ -683,36 +709,48 @@ impl GeneratorConfig {
 impl Generator {
     /// Trains this generator further, starting from its weights (e.g. one loaded from a
     /// checkpoint): the resume path. The optimizer state and the learning-rate schedule start
-    /// afresh; everything else is as in [`GeneratorConfig::fit`].
+    /// afresh; everything else is as in [`GeneratorConfig::fit`] (the dense head's table is
+    /// kept as it is).
     ///
     /// # Errors
     ///
-    /// As [`GeneratorConfig::fit`].
+    /// As [`GeneratorConfig::fit`], and [`Error::InvalidConfig`] if `trie` holds more items
+    /// than the dense head's table.
     pub fn fit_more(
         &self,
-        train: &TrainConfig,
         data: Pairs<'_>,
         valid: Option<Pairs<'_>>,
         trie: &IdTrie,
+        train: &TrainConfig,
     ) -> Result<(Generator, TrainHistory)> {
-        self.fit_more_observed(train, data, valid, trie, &mut |_| {})
+        self.fit_more_observed(data, valid, trie, train, &mut |_| {})
     }
 
     /// [`Generator::fit_more`], reporting every batch and epoch to `observer`.
     ///
     /// # Errors
     ///
-    /// As [`GeneratorConfig::fit`].
+    /// As [`Generator::fit_more`].
     pub fn fit_more_observed(
         &self,
-        train: &TrainConfig,
         data: Pairs<'_>,
         valid: Option<Pairs<'_>>,
         trie: &IdTrie,
+        train: &TrainConfig,
         observer: &mut dyn FnMut(TrainEvent<'_>),
     ) -> Result<(Generator, TrainHistory)> {
         let model = Some(&self.model);
-        self.config.train_from(model, train, data, valid, trie, &self.device, observer)
+        let (config, dims) = (&self.config, &self.dims);
+        config.train_from(model, dims, data, valid, trie, train, &self.device, observer)
+    }
+
+    pub(crate) fn from_parts(
+        config: &GeneratorConfig,
+        dims: &GeneratorDims,
+        model: GeneratorModel,
+        device: &Device,
+    ) -> Self {
+        Generator { config: config.clone(), dims: dims.clone(), model, device: device.clone() }
     }
 }
 
@@ -725,7 +763,8 @@ mod tests {
     }
 
     fn tiny(dropout: f64) -> GeneratorConfig {
-        GeneratorConfig::new(6, 12, 3)
+        GeneratorConfig::new()
+            .with_dense_head(false)
             .with_d_model(16)
             .with_n_heads(2)
             .with_n_encoder_layers(2)
@@ -738,7 +777,7 @@ mod tests {
         let device = Device::flex().autodiff();
         device.seed(3);
         let config = tiny(dropout);
-        let model = config.build(&device);
+        let model = config.build(&GeneratorDims::new(6, 12, 3), &device);
         let q =
             Tensor::<3>::random([4, 1, 6], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
         let i = int_tensor(&[1, 3, 5, 1, 4, 6, 1, 3, 7, 1, 2, 8], [4, 3], &device);
@@ -764,17 +803,20 @@ mod tests {
         let layout = cart_ids::IdLayout::new(4, 1, 4, 2).unwrap();
         let ids = cart_ids::assign_ids(&layout, &[0, 1, 2, 3, 0], &[0, 1, 2, 3, 1]).unwrap();
         let trie = ids.to_trie().unwrap();
-        let config = GeneratorConfig::for_layout(6, &layout);
+        let config = GeneratorConfig::new();
+        let dims = GeneratorDims::for_trie(6, &trie);
         let queries: Vec<f32> = (0..8 * 6).map(|i| ((i * 7) % 11) as f32 / 11.0 - 0.4).collect();
         let items = [0u32, 1, 2, 3, 4, 0, 1, 2];
         let vectors: Vec<f32> = (0..5 * 6).map(|i| ((i * 5) % 13) as f32 / 13.0 - 0.5).collect();
-        let pairs = Pairs::new(&queries, &items).with_item_vectors(&vectors);
-        let batches = Batches::new("test", &config, pairs, &ids, &trie).unwrap();
+        let q_view = ndarray::ArrayView2::from_shape((8, 6), &queries).unwrap();
+        let v_view = ndarray::ArrayView2::from_shape((5, 6), &vectors).unwrap();
+        let pairs = Pairs::new(q_view, &items).with_item_vectors(v_view);
+        let batches = Batches::new("test", &config, &dims, pairs, &ids, &trie).unwrap();
         let device = Device::flex();
         let draw = |seed: u64| {
             let mut rng = StdRng::seed_from_u64(seed);
             let rows = batches.epoch_rows(1.0, &mut rng);
-            let (q, _, t, _) = batches.batch(&config, &rows, 0.5, &mut rng, &device);
+            let (q, _, t, _) = batches.batch(&rows, 0.5, &mut rng, &device);
             let q = q.into_data().try_into_vec_as::<f32>().unwrap();
             let t = t.into_data().try_into_vec_as::<i32>().unwrap();
             (rows, q, t)

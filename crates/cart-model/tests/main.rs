@@ -5,8 +5,16 @@
 
 use burn::prelude::Device;
 use cart_ids::{IdAssignment, IdLayout, Node, Token, assign_ids};
-use cart_model::{Error, Generator, GeneratorConfig, Pairs, TrainConfig, TrainHistory};
+use cart_model::{
+    Error, Generator, GeneratorConfig, GeneratorDims, Pairs, TrainConfig, TrainHistory,
+};
 use cart_search::{BeamSearchConfig, Scorer, Step, evaluate};
+use ndarray::ArrayView2;
+
+/// Row-major `values` as `[len / width, width]` rows.
+fn m<T>(values: &[T], width: usize) -> ArrayView2<'_, T> {
+    ArrayView2::from_shape((values.len() / width, width), values).unwrap()
+}
 
 /// burn's seeded RNG is one per device, shared by every thread: tests that draw from it run one
 /// at a time so that each sees exactly the random stream its seed gives.
@@ -53,8 +61,10 @@ fn data(n: usize, per_item: usize, d: usize, seed: u64) -> Data {
     Data { ids, queries, items, d }
 }
 
-fn tiny(d: usize, layout: &IdLayout) -> GeneratorConfig {
-    GeneratorConfig::for_layout(d, layout)
+/// A small transformer without the dense head (the tests of the head set it).
+fn tiny() -> GeneratorConfig {
+    GeneratorConfig::new()
+        .with_dense_head(false)
         .with_d_model(32)
         .with_n_heads(2)
         .with_n_memory(2)
@@ -68,7 +78,7 @@ fn overfit(fusion: bool, rdrop: bool) -> (Generator, TrainHistory, Data) {
     let data = data(100, 3, 16, 7);
     let _guard = rng_lock();
     let device = Device::flex();
-    let config = tiny(data.d, data.ids.layout()).with_fusion(fusion).with_dropout(0.1);
+    let config = tiny().with_fusion(fusion).with_dropout(0.1);
     let train = TrainConfig::new()
         .with_n_epochs(60)
         .with_batch_size(32)
@@ -77,9 +87,9 @@ fn overfit(fusion: bool, rdrop: bool) -> (Generator, TrainHistory, Data) {
         .with_eval_every(20)
         .with_beam_width(5)
         .with_seed(1);
-    let pairs = Pairs::new(&data.queries, &data.items);
+    let pairs = Pairs::new(m(&data.queries, data.d), &data.items);
     let (generator, history) =
-        config.fit(&train, pairs, Some(pairs), &data.ids.to_trie().unwrap(), &device).unwrap();
+        config.fit(pairs, Some(pairs), &data.ids.to_trie().unwrap(), &train, &device).unwrap();
     (generator, history, data)
 }
 
@@ -98,7 +108,7 @@ fn check_learned(generator: &Generator, history: &TrainHistory, data: &Data) {
     // The returned model is the best one: recompute its Recall@1 through the beam search.
     let trie = data.ids.to_trie().unwrap();
     let config = BeamSearchConfig::default().with_beam_width(5).with_top_k(5);
-    let ranked = generator.search(&trie, config, &data.queries).unwrap();
+    let ranked = generator.search(&trie, config, m(&data.queries, data.d)).unwrap();
     let relevant: Vec<Vec<u32>> = data.items.iter().map(|&i| vec![i]).collect();
     let m = evaluate(&ranked, &relevant, &[1]).unwrap();
     assert!((m[0].recall - 1.0).abs() < 1e-9);
@@ -128,7 +138,8 @@ fn random_generator(fusion: bool, layout: &IdLayout, seed: u64) -> Generator {
     let _guard = rng_lock();
     let device = Device::flex();
     device.seed(seed);
-    tiny(5, layout).with_fusion(fusion).with_n_query_vectors(2).init(&device).unwrap()
+    let dims = GeneratorDims::for_layout(10, layout, 1);
+    tiny().with_fusion(fusion).with_n_query_vectors(2).init(&dims, &device).unwrap()
 }
 
 /// Drives the scorer by hand (beams that split, repeat and vanish) and compares every row with
@@ -141,7 +152,7 @@ fn cached_equals_recompute(fusion: bool) {
     let vocab = layout.vocab_size();
     let len = layout.id_len();
     let trie = assign_ids(&layout, &[0], &[0, 0]).unwrap().to_trie().unwrap();
-    let mut scorer = g.scorer(&trie, &queries).unwrap();
+    let mut scorer = g.scorer(&trie, m(&queries, 10)).unwrap();
     assert_eq!((scorer.vocab_size(), scorer.n_queries()), (vocab, 3));
 
     // beams: (query, prefix tokens so far)
@@ -161,7 +172,8 @@ fn cached_equals_recompute(fusion: bool) {
             while id.len() < len {
                 id.push(layout.position_range(id.len()).start);
             }
-            let full = g.log_probs(&trie, &queries[q * 10..(q + 1) * 10], &id).unwrap();
+            let full = g.log_probs(&trie, m(&queries[q * 10..(q + 1) * 10], 10), m(&id, len));
+            let full = full.unwrap();
             let expected = &full[position * vocab..(position + 1) * vocab];
             let got = &out[b * vocab..(b + 1) * vocab];
             for (e, g) in expected.iter().zip(got) {
@@ -204,7 +216,7 @@ fn scorer_rejects_protocol_errors() {
     let g = random_generator(true, &layout, 1);
     let queries = vec![0.1f32; 2 * 10];
     let trie = assign_ids(&layout, &[0], &[0, 0]).unwrap().to_trie().unwrap();
-    let mut scorer = g.scorer(&trie, &queries).unwrap();
+    let mut scorer = g.scorer(&trie, m(&queries, 10)).unwrap();
     let r = &[Node::ROOT, Node::ROOT];
     let vocab = layout.vocab_size();
     let mut out = vec![0.0; 2 * vocab];
@@ -225,19 +237,24 @@ fn bad_queries_are_typed_errors() {
     let g = random_generator(true, &layout, 1);
     let trie = assign_ids(&layout, &[0], &[0, 0]).unwrap().to_trie().unwrap();
     assert!(matches!(
-        g.scorer(&trie, &[0.0; 7]),
+        g.scorer(&trie, m(&[0.0; 7], 7)),
         Err(Error::DimMismatch { got: 7, expected: 10, .. })
     ));
     let mut nan = vec![0.0f32; 20];
     nan[13] = f32::NAN;
-    assert!(matches!(g.scorer(&trie, &nan), Err(Error::NonFinite { query: 1, index: 3, .. })));
+    let nan = m(&nan, 10);
+    assert!(matches!(g.scorer(&trie, nan), Err(Error::NonFinite { query: 1, index: 3, .. })));
     let id = [2u32, 999, 20, 21];
     assert!(matches!(
-        g.log_probs(&trie, &[0.0; 10], &id),
+        g.log_probs(&trie, m(&[0.0; 10], 10), m(&id, 4)),
         Err(Error::UnknownToken { token: 999, .. })
     ));
     assert!(matches!(
-        g.search(&trie, BeamSearchConfig::default(), &[f32::INFINITY; 10]),
+        g.log_probs(&trie, m(&[0.0; 10], 10), m(&id[..3], 3)),
+        Err(Error::UnknownToken { .. })
+    ));
+    assert!(matches!(
+        g.search(&trie, BeamSearchConfig::default(), m(&[f32::INFINITY; 10], 10)),
         Err(Error::NonFinite { .. })
     ));
 }
@@ -251,7 +268,7 @@ fn search_returns_valid_items_from_an_untrained_model() {
     let ids = assign_ids(&layout, &coarse, &fine).unwrap();
     let trie = ids.to_trie().unwrap();
     let queries: Vec<f32> = (0..4 * 10).map(|i| (i as f32 * 0.37).sin()).collect();
-    let hits = g.search(&trie, BeamSearchConfig::default().with_top_k(5), &queries).unwrap();
+    let hits = g.search(&trie, BeamSearchConfig::default().with_top_k(5), m(&queries, 10)).unwrap();
     assert_eq!(hits.len(), 4);
     for ranked in &hits {
         assert_eq!(ranked.len(), 5);
@@ -273,14 +290,12 @@ fn save_load_reproduces_logits() {
     let path = dir.join("generator.cart");
     g.save(&path).unwrap();
     let loaded = Generator::load(&path, &Device::flex()).unwrap();
-    assert_eq!(loaded.config(), g.config());
+    assert_eq!((loaded.config(), loaded.dims()), (g.config(), g.dims()));
     let queries: Vec<f32> = (0..20).map(|i| (i as f32).cos()).collect();
     let ids = [2u32, 6, 11, 16, 3, 7, 12, 17];
     let trie = assign_ids(&layout, &[0], &[0, 0]).unwrap().to_trie().unwrap();
-    assert_eq!(
-        g.log_probs(&trie, &queries, &ids).unwrap(),
-        loaded.log_probs(&trie, &queries, &ids).unwrap()
-    );
+    let (q, ids) = (m(&queries, 10), m(&ids, 4));
+    assert_eq!(g.log_probs(&trie, q, ids).unwrap(), loaded.log_probs(&trie, q, ids).unwrap());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -340,7 +355,7 @@ fn bad_checkpoints_are_typed_errors() {
 #[test]
 fn configs_round_trip_through_json_and_are_validated() {
     let layout = IdLayout::new(4, 2, 5, 3).unwrap();
-    let config = tiny(5, &layout).with_fusion(false);
+    let config = tiny().with_fusion(false);
     let json = serde_json::to_string(&config).unwrap();
     assert_eq!(serde_json::from_str::<GeneratorConfig>(&json).unwrap(), config);
     let train = TrainConfig::new().with_omega(0.5).with_checkpoint(Some("x.cart".into()));
@@ -354,27 +369,52 @@ fn configs_round_trip_through_json_and_are_validated() {
         config.clone().with_dropout(1.0),
         config.clone().with_dropout(f64::NAN),
     ];
+    let dims = GeneratorDims::for_layout(5, &layout, 1);
     for c in bad {
-        assert!(matches!(c.init(&device), Err(Error::InvalidConfig { .. })), "{c:?}");
+        assert!(matches!(c.init(&dims, &device), Err(Error::InvalidConfig { .. })), "{c:?}");
     }
-    // fit checks the training config and the layout before any work
+    let bad_dims = [
+        GeneratorDims { query_width: 0, ..dims.clone() },
+        dims.clone().with_position_sizes(vec![4, 5]),
+        GeneratorDims { vocab_size: dims.vocab_size + 1, ..dims.clone() },
+    ];
+    for d in bad_dims {
+        assert!(matches!(config.init(&d, &device), Err(Error::InvalidConfig { .. })), "{d:?}");
+    }
+    let split = config.clone().with_n_query_vectors(2); // 5 values cannot be 2 vectors
+    assert!(matches!(split.init(&dims, &device), Err(Error::InvalidConfig { .. })));
+    let head = GeneratorConfig::new().with_d_model(32).with_n_heads(2);
+    assert!(
+        matches!(
+            head.init(&dims.clone().with_n_items(0), &device),
+            Err(Error::InvalidConfig { .. })
+        ),
+        "the dense head needs items"
+    );
+    // fit checks the training config before any work
     let ids = assign_ids(&layout, &[0], &[0, 0]).unwrap();
     let q = [0.0f32; 5];
-    let pairs = Pairs::new(&q, &[0]);
+    let pairs = Pairs::new(m(&q, 5), &[0]);
     let zero_batch = TrainConfig::new().with_batch_size(0);
     assert!(matches!(
-        config.fit(&zero_batch, pairs, None, &ids.to_trie().unwrap(), &device),
+        config.fit(pairs, None, &ids.to_trie().unwrap(), &zero_batch, &device),
         Err(Error::InvalidConfig { .. })
     ));
-    let other_layout = tiny(5, &IdLayout::new(5, 2, 5, 3).unwrap());
+    let unknown = Pairs::new(m(&q, 5), &[3]);
     assert!(matches!(
-        other_layout.fit(&TrainConfig::new(), pairs, None, &ids.to_trie().unwrap(), &device),
-        Err(Error::InvalidConfig { .. })
-    ));
-    let unknown = Pairs::new(&q, &[3]);
-    assert!(matches!(
-        config.fit(&TrainConfig::new(), unknown, None, &ids.to_trie().unwrap(), &device),
+        config.fit(unknown, None, &ids.to_trie().unwrap(), &TrainConfig::new(), &device),
         Err(Error::UnknownItem { item: 3, .. })
+    ));
+    // a trained generator refuses a trie of another layout
+    let g = config.init(&dims, &device).unwrap();
+    let other = assign_ids(&IdLayout::new(5, 2, 5, 3).unwrap(), &[0], &[0, 0]).unwrap();
+    assert!(matches!(
+        g.fit_more(pairs, None, &other.to_trie().unwrap(), &TrainConfig::new()),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        g.search(&other.to_trie().unwrap(), BeamSearchConfig::default(), m(&q, 5)),
+        Err(Error::InvalidConfig { .. })
     ));
 }
 
@@ -383,11 +423,11 @@ fn history_writes_csv_and_json() {
     let data = data(6, 2, 4, 3);
     let _guard = rng_lock();
     let device = Device::flex();
-    let config = tiny(data.d, data.ids.layout());
+    let config = tiny();
     let train = TrainConfig::new().with_n_epochs(2).with_batch_size(4);
-    let pairs = Pairs::new(&data.queries, &data.items);
+    let pairs = Pairs::new(m(&data.queries, data.d), &data.items);
     let (_, history) =
-        config.fit(&train, pairs, Some(pairs), &data.ids.to_trie().unwrap(), &device).unwrap();
+        config.fit(pairs, Some(pairs), &data.ids.to_trie().unwrap(), &train, &device).unwrap();
     let csv = history.to_csv();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3);
@@ -411,15 +451,16 @@ fn history_writes_csv_and_json() {
 fn training_is_deterministic_given_a_seed() {
     let data = data(10, 2, 4, 9);
     let device = Device::flex();
-    let config = tiny(data.d, data.ids.layout()).with_dropout(0.1);
+    let config = tiny().with_dropout(0.1);
     let train = TrainConfig::new().with_n_epochs(2).with_batch_size(8);
-    let pairs = Pairs::new(&data.queries, &data.items);
+    let pairs = Pairs::new(m(&data.queries, data.d), &data.items);
     let run = || {
         let _guard = rng_lock();
         let (g, h) =
-            config.fit(&train, pairs, None, &data.ids.to_trie().unwrap(), &device).unwrap();
+            config.fit(pairs, None, &data.ids.to_trie().unwrap(), &train, &device).unwrap();
         let trie = data.ids.to_trie().unwrap();
-        let logp = g.log_probs(&trie, &data.queries[..4], data.ids.id(0).unwrap()).unwrap();
+        let id = data.ids.id(0).unwrap();
+        let logp = g.log_probs(&trie, m(&data.queries[..4], 4), m(id, id.len())).unwrap();
         (logp, h.epochs.iter().map(|e| e.loss).collect::<Vec<_>>())
     };
     let (a, b) = (run(), run());
@@ -432,6 +473,7 @@ fn public_types_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Generator>();
     check::<GeneratorConfig>();
+    check::<GeneratorDims>();
     check::<TrainConfig>();
     check::<TrainHistory>();
     check::<Error>();
@@ -442,7 +484,7 @@ fn training_resumes_from_a_saved_checkpoint() {
     let data = data(20, 2, 4, 5);
     let _guard = rng_lock();
     let device = Device::flex();
-    let config = tiny(data.d, data.ids.layout());
+    let config = tiny();
     let dir = std::env::temp_dir().join(format!("cart-model-resume-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("best.cart");
@@ -451,11 +493,11 @@ fn training_resumes_from_a_saved_checkpoint() {
         .with_batch_size(8)
         .with_learning_rate(3e-3)
         .with_checkpoint(Some(path.to_string_lossy().into_owned()));
-    let pairs = Pairs::new(&data.queries, &data.items);
+    let pairs = Pairs::new(m(&data.queries, data.d), &data.items);
     let (_, first) =
-        config.fit(&train, pairs, Some(pairs), &data.ids.to_trie().unwrap(), &device).unwrap();
+        config.fit(pairs, Some(pairs), &data.ids.to_trie().unwrap(), &train, &device).unwrap();
     let loaded = Generator::load(&path, &device).unwrap();
-    let (_, more) = loaded.fit_more(&train, pairs, None, &data.ids.to_trie().unwrap()).unwrap();
+    let (_, more) = loaded.fit_more(pairs, None, &data.ids.to_trie().unwrap(), &train).unwrap();
     // the resumed run starts where the first one stopped, far below a fresh start
     assert!(more.epochs[0].cross_entropy < 0.8 * first.epochs[0].cross_entropy, "{first}\n{more}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -486,21 +528,20 @@ fn untrained_dense_head_ranks_coarse_tokens_by_centroid_similarity() {
     let mut g = {
         let _guard = rng_lock();
         device.seed(3);
-        GeneratorConfig::for_layout(width, &layout)
+        GeneratorConfig::new()
             .with_d_model(16)
             .with_n_heads(2)
             .with_n_encoder_layers(1)
             .with_n_decoder_layers(1)
             .with_d_ff(32)
-            .with_dense_head(true)
-            .with_n_items(n_items)
-            .init(&device)
+            .init(&GeneratorDims::for_trie(width, &trie), &device)
             .unwrap()
     };
+    assert_eq!(g.dims().n_items, n_items);
     let vocab = layout.vocab_size();
     let table: Vec<f32> = (0..n_items * width).map(|_| rng.next() - 0.5).collect();
-    g.set_dense_tables(&table).unwrap();
-    assert_eq!(g.dense_tables().unwrap().unwrap(), table);
+    g.set_dense_tables(m(&table, width)).unwrap();
+    assert_eq!(g.dense_tables().unwrap().unwrap(), m(&table, width));
     let row = |i: usize| &table[i * width..(i + 1) * width];
     let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
     // cluster c holds items c and c + 6
@@ -518,7 +559,7 @@ fn untrained_dense_head_ranks_coarse_tokens_by_centroid_similarity() {
     for _ in 0..5 {
         let q: Vec<f32> = (0..width).map(|_| rng.next() - 0.5).collect();
         let id = ids.id(0).unwrap();
-        let logp = g.log_probs(&trie, &q, id).unwrap();
+        let logp = g.log_probs(&trie, m(&q, width), m(id, id.len())).unwrap();
         let first = &logp[start..start + 6];
         assert_eq!(rank(first), rank(&rule(&q)), "first-token ranking = nearest-centroid rule");
         // tokens of other positions get no probability at position 0
@@ -535,7 +576,8 @@ fn untrained_dense_head_ranks_coarse_tokens_by_centroid_similarity() {
     }
     // the greedy search agrees: its first token is the rule's best cluster
     let q: Vec<f32> = (0..width).map(|_| rng.next() - 0.5).collect();
-    let hits = g.search(&trie, BeamSearchConfig::default().with_beam_width(1).with_top_k(1), &q);
+    let greedy = BeamSearchConfig::default().with_beam_width(1).with_top_k(1);
+    let hits = g.search(&trie, greedy, m(&q, width));
     let best = trie.id_of(hits.unwrap()[0][0].item).unwrap().tokens()[0] as usize - start;
     assert_eq!(best, rank(&rule(&q))[0]);
 }
@@ -556,15 +598,15 @@ fn cached_decoding_equals_full_recompute_with_dense_head() {
         let _guard = rng_lock();
         let device = Device::flex();
         device.seed(4);
-        tiny(5, &layout).with_dense_head(true).with_n_items(n_items).init(&device).unwrap()
+        tiny().with_dense_head(true).init(&GeneratorDims::for_trie(5, &trie), &device).unwrap()
     };
-    let width = g.config().query_width();
+    let width = g.query_width();
     let table: Vec<f32> = (0..n_items * width).map(|_| rng.next() - 0.5).collect();
-    g.set_dense_tables(&table).unwrap();
+    g.set_dense_tables(m(&table, width)).unwrap();
     let (vocab, len) = (layout.vocab_size(), layout.id_len());
     let targets = [3usize, 17];
     let queries: Vec<f32> = (0..targets.len() * width).map(|_| rng.next() - 0.5).collect();
-    let mut scorer = g.scorer(&trie, &queries).unwrap();
+    let mut scorer = g.scorer(&trie, m(&queries, width)).unwrap();
     for position in 0..len {
         let mut tokens = Vec::new();
         let mut nodes = Vec::new();
@@ -578,7 +620,8 @@ fn cached_decoding_equals_full_recompute_with_dense_head() {
         scorer.score(&step, &mut out).unwrap();
         for (b, &t) in targets.iter().enumerate() {
             let id = ids.id(t).unwrap();
-            let full = g.log_probs(&trie, &queries[b * width..(b + 1) * width], id).unwrap();
+            let q = m(&queries[b * width..(b + 1) * width], width);
+            let full = g.log_probs(&trie, q, m(id, id.len())).unwrap();
             let expected = &full[position * vocab..(position + 1) * vocab];
             let got = &out[b * vocab..(b + 1) * vocab];
             let kids = trie.children(nodes[b]);

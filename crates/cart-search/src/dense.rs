@@ -3,6 +3,7 @@
 
 use std::cmp::Ordering;
 
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -21,15 +22,16 @@ pub enum Metric {
 
 /// Exact top-k search over an item matrix, multi-threaded with rayon.
 ///
-/// Items are the rows of a row-major `[n_items, dim]` matrix; item keys are row numbers.
-/// Queries are scored in blocks against every item, each item row read once per block.
+/// Items are the rows of an `[n_items, dim]` matrix; item keys are row numbers. Queries are
+/// scored in blocks against every item, each item row read once per block.
 ///
 /// ```
 /// use cart_search::{DenseIndex, Metric};
+/// use ndarray::array;
 ///
-/// let items = vec![1.0, 0.0, 0.0, 1.0, 0.7, 0.7]; // 3 items, dim 2
-/// let index = DenseIndex::new(items, 2, Metric::Cosine)?;
-/// let hits = index.search(&[0.9, 0.1], 2)?;
+/// let items = array![[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]]; // 3 items, dim 2
+/// let index = DenseIndex::new(items.view(), Metric::Cosine)?;
+/// let hits = index.search(array![[0.9, 0.1]].view(), 2)?;
 /// assert_eq!(hits[0].iter().map(|h| h.item).collect::<Vec<_>>(), vec![0, 2]);
 /// # Ok::<(), cart_search::Error>(())
 /// ```
@@ -44,13 +46,14 @@ pub struct DenseIndex {
 const QUERY_BLOCK: usize = 8;
 
 impl DenseIndex {
-    /// An index over `vectors` (`[n_items, dim]`, row-major).
+    /// An index over `vectors` (`[n_items, dim]`, copied).
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for `dim == 0`, [`Error::DimensionMismatch`] if the length is
-    /// not a multiple of `dim`, [`Error::EmptyIndex`], [`Error::NonFinite`], and for cosine
-    /// [`Error::ZeroVector`].
-    pub fn new(mut vectors: Vec<f32>, dim: usize, metric: Metric) -> Result<Self> {
+    /// [`Error::InvalidParameter`] for `dim == 0`, [`Error::EmptyIndex`],
+    /// [`Error::NonFinite`], and for cosine [`Error::ZeroVector`].
+    pub fn new(vectors: ArrayView2<'_, f32>, metric: Metric) -> Result<Self> {
+        let dim = vectors.ncols();
+        let mut vectors: Vec<f32> = vectors.iter().copied().collect();
         check_shape(&vectors, dim)?;
         prepare(&mut vectors, dim, metric, "item")?;
         Ok(Self { dim, metric, vectors })
@@ -63,7 +66,13 @@ impl DenseIndex {
     /// # Errors
     /// As [`DenseIndex::new`], and for cosine [`Error::InvalidParameter`] when a row's norm is
     /// not 1 (within 1e-3): the vectors were not prepared by a `DenseIndex`.
-    pub fn from_prepared(vectors: Vec<f32>, dim: usize, metric: Metric) -> Result<Self> {
+    pub fn from_prepared(vectors: Array2<f32>, metric: Metric) -> Result<Self> {
+        let dim = vectors.ncols();
+        let vectors: Vec<f32> = if vectors.is_standard_layout() {
+            vectors.into_raw_vec_and_offset().0
+        } else {
+            vectors.iter().copied().collect()
+        };
         check_shape(&vectors, dim)?;
         for (index, row) in vectors.chunks_exact(dim).enumerate() {
             if row.iter().any(|x| !x.is_finite()) {
@@ -105,12 +114,18 @@ impl DenseIndex {
         self.vectors.get(i * self.dim..(i + 1) * self.dim)
     }
 
-    /// The `k` best items of every query (`[n_queries, dim]`, row-major), best first; ties go to
-    /// the lower item key. Fewer than `k` items gives them all.
+    /// All stored (for cosine: normalised) vectors, `[len, dim]`.
+    pub fn vectors(&self) -> ArrayView2<'_, f32> {
+        ArrayView2::from_shape((self.len(), self.dim), &self.vectors)
+            .expect("the length is a multiple of dim (checked when built)")
+    }
+
+    /// The `k` best items of every query (`[n_queries, dim]`), best first; ties go to the
+    /// lower item key. Fewer than `k` items gives them all.
     ///
     /// # Errors
     /// [`Error::DimensionMismatch`], [`Error::NonFinite`], [`Error::ZeroVector`] (cosine).
-    pub fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+    pub fn search(&self, queries: ArrayView2<'_, f32>, k: usize) -> Result<Vec<Vec<Hit>>> {
         let queries = self.prepare_queries(queries)?;
         let k = k.min(self.len());
         if k == 0 {
@@ -190,7 +205,7 @@ impl DenseIndex {
     /// # Errors
     /// As [`DenseIndex::search`], [`Error::LengthMismatch`] if `hits` has not one list per query,
     /// and [`Error::UnknownItem`] for an item outside the index.
-    pub fn rerank(&self, queries: &[f32], hits: &[Vec<Hit>]) -> Result<Vec<Vec<Hit>>> {
+    pub fn rerank(&self, queries: ArrayView2<'_, f32>, hits: &[Vec<Hit>]) -> Result<Vec<Vec<Hit>>> {
         let queries = self.prepare_queries(queries)?;
         let n_queries = queries.len() / self.dim;
         if hits.len() != n_queries {
@@ -218,14 +233,11 @@ impl DenseIndex {
             .collect()
     }
 
-    fn prepare_queries(&self, queries: &[f32]) -> Result<Vec<f32>> {
-        if !queries.len().is_multiple_of(self.dim) {
-            return Err(Error::DimensionMismatch {
-                expected: self.dim,
-                got: queries.len() % self.dim,
-            });
+    fn prepare_queries(&self, queries: ArrayView2<'_, f32>) -> Result<Vec<f32>> {
+        if queries.ncols() != self.dim {
+            return Err(Error::DimensionMismatch { expected: self.dim, got: queries.ncols() });
         }
-        let mut q = queries.to_vec();
+        let mut q: Vec<f32> = queries.iter().copied().collect();
         prepare(&mut q, self.dim, self.metric, "query")?;
         Ok(q)
     }

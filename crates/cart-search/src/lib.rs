@@ -44,9 +44,9 @@
 //! assert_eq!(hits[1][0].item, 1);
 //!
 //! // the dense baseline, and a re-rank of the beams with the original vectors
-//! let dense = DenseIndex::new(items, 2, Metric::Cosine)?;
-//! let queries = [-1.0, 0.12, 1.0, -0.12];
-//! let reranked = dense.rerank(&queries, &hits)?;
+//! let dense = DenseIndex::new(ndarray::ArrayView2::from_shape((4, 2), &items)?, Metric::Cosine)?;
+//! let queries = ndarray::array![[-1.0, 0.12], [1.0, -0.12]];
+//! let reranked = dense.rerank(queries.view(), &hits)?;
 //! let m = evaluate(&reranked, &[vec![2], vec![1]], &[1])?;
 //! assert_eq!(m[0].recall, 1.0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -65,4 +65,6 @@ pub use beam::{BeamSearch, BeamSearchConfig, Hit};
 pub use dense::{DenseIndex, Metric};
 pub use error::{Error, Result};
 pub use metrics::{RetrievalMetrics, evaluate};
+/// The matrix type of every public boundary ([`ndarray::ArrayView2`], one row per vector).
+pub use ndarray;
 pub use scorer::{Scorer, Step};

@@ -1,7 +1,13 @@
 //! Exact dense search against a brute-force sort.
 
 use cart_search::{DenseIndex, Error, Hit, Metric};
+use ndarray::ArrayView2;
 use proptest::prelude::*;
+
+/// Row-major `values` as rows of `dim`.
+fn m(values: &[f32], dim: usize) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((values.len() / dim, dim), values).unwrap()
+}
 
 fn brute(items: &[f32], dim: usize, q: &[f32], k: usize, metric: Metric) -> Vec<u32> {
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -41,10 +47,10 @@ proptest! {
         let items: Vec<f32> = (0..n * dim).map(|_| next()).collect();
         let queries: Vec<f32> = (0..nq * dim).map(|_| next()).collect();
         let metric = if cosine { Metric::Cosine } else { Metric::InnerProduct };
-        let Ok(index) = DenseIndex::new(items.clone(), dim, metric) else {
+        let Ok(index) = DenseIndex::new(m(&items, dim), metric) else {
             return Ok(()); // a zero row under cosine
         };
-        let Ok(hits) = index.search(&queries, k) else { return Ok(()) };
+        let Ok(hits) = index.search(m(&queries, dim), k) else { return Ok(()) };
         prop_assert_eq!(hits.len(), nq);
         for (qi, list) in hits.iter().enumerate() {
             let q = &queries[qi * dim..(qi + 1) * dim];
@@ -52,7 +58,7 @@ proptest! {
             prop_assert_eq!(list.len(), k.min(n));
             // same scores as brute force at every rank (items may swap only on float-equal ties)
             for (h, &w) in list.iter().zip(&want) {
-                let ws = index.rerank(q, &[vec![Hit { item: w, score: 0.0 }]]).unwrap()[0][0].score;
+                let ws = index.rerank(m(q, dim), &[vec![Hit { item: w, score: 0.0 }]]).unwrap()[0][0].score;
                 prop_assert!((h.score - ws).abs() < 1e-5, "rank score {} vs {}", h.score, ws);
             }
         }
@@ -61,39 +67,45 @@ proptest! {
 
 #[test]
 fn errors_on_bad_vectors() {
-    assert!(matches!(DenseIndex::new(vec![], 3, Metric::Cosine), Err(Error::EmptyIndex)));
+    assert!(matches!(DenseIndex::new(m(&[], 3), Metric::Cosine), Err(Error::EmptyIndex)));
+    let no_columns = ArrayView2::<f32>::from_shape((2, 0), &[]).unwrap();
     assert!(matches!(
-        DenseIndex::new(vec![1.0; 5], 2, Metric::Cosine),
-        Err(Error::DimensionMismatch { .. })
+        DenseIndex::new(no_columns, Metric::Cosine),
+        Err(Error::InvalidParameter { name: "dim", .. })
     ));
     assert!(matches!(
-        DenseIndex::new(vec![1.0, f32::NAN], 2, Metric::Cosine),
+        DenseIndex::new(m(&[1.0, f32::NAN], 2), Metric::Cosine),
         Err(Error::NonFinite { index: 0, .. })
     ));
     assert!(matches!(
-        DenseIndex::new(vec![1.0, 1.0, 0.0, 0.0], 2, Metric::Cosine),
+        DenseIndex::new(m(&[1.0, 1.0, 0.0, 0.0], 2), Metric::Cosine),
         Err(Error::ZeroVector { index: 1, .. })
     ));
-    let index = DenseIndex::new(vec![1.0, 0.0, 0.0, 1.0], 2, Metric::InnerProduct).unwrap();
-    assert!(matches!(index.search(&[1.0, 2.0, 3.0], 1), Err(Error::DimensionMismatch { .. })));
+    let index = DenseIndex::new(m(&[1.0, 0.0, 0.0, 1.0], 2), Metric::InnerProduct).unwrap();
     assert!(matches!(
-        index.search(&[f32::INFINITY, 0.0], 1),
+        index.search(m(&[1.0, 2.0, 3.0], 3), 1),
+        Err(Error::DimensionMismatch { expected: 2, got: 3 })
+    ));
+    assert!(matches!(
+        index.search(m(&[f32::INFINITY, 0.0], 2), 1),
         Err(Error::NonFinite { what: "query", .. })
     ));
     let bad = vec![vec![Hit { item: 9, score: 0.0 }]];
-    assert!(matches!(index.rerank(&[1.0, 0.0], &bad), Err(Error::UnknownItem { item: 9, .. })));
-    assert!(matches!(index.rerank(&[1.0, 0.0, 1.0, 0.0], &bad), Err(Error::LengthMismatch { .. })));
+    let one = m(&[1.0, 0.0], 2);
+    assert!(matches!(index.rerank(one, &bad), Err(Error::UnknownItem { item: 9, .. })));
+    let two = m(&[1.0, 0.0, 1.0, 0.0], 2);
+    assert!(matches!(index.rerank(two, &bad), Err(Error::LengthMismatch { .. })));
 }
 
 #[test]
 fn rerank_orders_by_similarity() {
-    let index = DenseIndex::new(vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8], 2, Metric::Cosine).unwrap();
+    let index = DenseIndex::new(m(&[1.0, 0.0, 0.0, 1.0, 0.6, 0.8], 2), Metric::Cosine).unwrap();
     let beams = vec![vec![
         Hit { item: 1, score: -0.1 },
         Hit { item: 0, score: -0.2 },
         Hit { item: 2, score: -0.3 },
     ]];
-    let r = index.rerank(&[1.0, 0.1], &beams).unwrap();
+    let r = index.rerank(m(&[1.0, 0.1], 2), &beams).unwrap();
     assert_eq!(r[0].iter().map(|h| h.item).collect::<Vec<_>>(), vec![0, 2, 1]);
 }
 
@@ -101,26 +113,26 @@ fn rerank_orders_by_similarity() {
 fn many_queries_and_one_query_agree() {
     let dim = 16;
     let items: Vec<f32> = (0..5000 * dim).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
-    let index = DenseIndex::new(items, dim, Metric::Cosine).unwrap();
+    let index = DenseIndex::new(m(&items, dim), Metric::Cosine).unwrap();
     let queries: Vec<f32> =
         (0..40 * dim).map(|i| ((i * 104_729) % 97) as f32 / 48.0 - 1.0).collect();
-    let batch = index.search(&queries, 10).unwrap();
+    let batch = index.search(m(&queries, dim), 10).unwrap();
     for (q, list) in queries.chunks_exact(dim).zip(&batch) {
-        assert_eq!(&index.search(q, 10).unwrap()[0], list);
+        assert_eq!(&index.search(m(q, dim), 10).unwrap()[0], list);
     }
 }
 
 #[test]
 fn append_equals_one_build_and_refuses_mismatches() {
     let items = [1.0, 0.0, 0.0, 2.0, 3.0, 4.0, -1.0, 1.0, 0.5, 0.5];
-    let whole = DenseIndex::new(items.to_vec(), 2, Metric::Cosine).unwrap();
-    let mut first = DenseIndex::new(items[..6].to_vec(), 2, Metric::Cosine).unwrap();
-    first.append(DenseIndex::new(items[6..].to_vec(), 2, Metric::Cosine).unwrap()).unwrap();
+    let whole = DenseIndex::new(m(&items, 2), Metric::Cosine).unwrap();
+    let mut first = DenseIndex::new(m(&items[..6], 2), Metric::Cosine).unwrap();
+    first.append(DenseIndex::new(m(&items[6..], 2), Metric::Cosine).unwrap()).unwrap();
     assert_eq!(first, whole);
     let before = first.clone();
-    let wide = DenseIndex::new(vec![1.0, 2.0, 3.0], 3, Metric::Cosine).unwrap();
+    let wide = DenseIndex::new(m(&[1.0, 2.0, 3.0], 3), Metric::Cosine).unwrap();
     assert!(matches!(first.append(wide), Err(Error::DimensionMismatch { .. })));
-    let ip = DenseIndex::new(vec![1.0, 2.0], 2, Metric::InnerProduct).unwrap();
+    let ip = DenseIndex::new(m(&[1.0, 2.0], 2), Metric::InnerProduct).unwrap();
     assert!(matches!(first.append(ip), Err(Error::InvalidParameter { .. })));
     assert_eq!(first, before);
 }

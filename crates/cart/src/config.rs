@@ -36,20 +36,20 @@ pub enum IdVectors {
 
 /// Settings of a [`CartIndex`](crate::CartIndex).
 ///
-/// The generator's `d_query`, `vocab_size` and `id_len` are filled in by the index (from the
-/// training queries and the identifier layout); its other fields (width, depth, fusion, ...)
-/// are used as given.
+/// Every default is the leaf crates' own ([`GeneratorConfig::new`], [`TrainConfig::new`]):
+/// one source of CART's defaults. The generator's sizes (query width, vocabulary, items) come
+/// from the data.
 #[derive(Config, Debug)]
 pub struct IndexConfig {
     /// The quantizer of the item vectors.
     pub quantizer: QuantizerConfig,
-    /// Shape of the generator (its `d_query`, `vocab_size` and `id_len` are set by the index).
-    /// Default: [`default_generator`] (d_model 128, 4 heads, 2 + 2 layers, d_ff 512, dropout
-    /// 0.1, fusion on, dense head on).
-    #[config(default = "default_generator()")]
+    /// Architecture of the generator. Default: [`GeneratorConfig::new`] (d_model 128, 4
+    /// heads, 2 + 2 layers, d_ff 512, dropout 0.1, fusion on, dense head on).
+    #[config(default = "GeneratorConfig::new()")]
     pub generator: GeneratorConfig,
-    /// How the generator is trained. Default: [`default_train`].
-    #[config(default = "default_train()")]
+    /// How the generator is trained. Default: [`TrainConfig::new`] (batch 128, 4 epochs,
+    /// item-as-query rows 1.0, interpolation 0.5, R-Drop off).
+    #[config(default = "TrainConfig::new()")]
     pub train: TrainConfig,
     /// Which vectors build the identifiers. Default: [`IdVectors::Items`].
     #[config(default = "IdVectors::Items")]
@@ -92,32 +92,6 @@ pub struct IndexConfig {
     /// picked on the validation split during fit (and stored). Default: `None`.
     #[config(default = "None")]
     pub fuse_lambda: Option<f64>,
-}
-
-/// The default training run: batch 128, 4 epochs, one item-as-query row per item per epoch
-/// ([`TrainConfig::item_queries`] 1.0) and half the query rows interpolated toward their item
-/// ([`TrainConfig::interpolation`] 0.5). With the dense head, validation R@1 on the bundled
-/// set peaks at epoch 3 of 4 and at 5 of 6 (docs/results.md); the best epoch is kept, and 4
-/// keeps the quickstart under 5 minutes on 2 cores.
-pub fn default_train() -> TrainConfig {
-    TrainConfig::new()
-        .with_batch_size(128)
-        .with_n_epochs(4)
-        .with_item_queries(1.0)
-        .with_interpolation(0.5)
-}
-
-/// The default generator shape: small enough to train on a laptop CPU in minutes, with the
-/// dense head ([`GeneratorConfig::dense_head`]) on: the untrained generator is a tree search
-/// down the trie by subtree centroids in the query space, and training starts from there.
-pub fn default_generator() -> GeneratorConfig {
-    GeneratorConfig::new(0, 0, 0)
-        .with_d_model(128)
-        .with_n_heads(4)
-        .with_n_encoder_layers(2)
-        .with_n_decoder_layers(2)
-        .with_d_ff(512)
-        .with_dense_head(true)
 }
 
 impl IndexConfig {

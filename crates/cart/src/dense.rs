@@ -2,8 +2,9 @@
 //! and the fused score.
 
 use cart_search::{DenseIndex, Hit, RetrievalMetrics, evaluate};
+use ndarray::{Array2, ArrayView2};
 
-use crate::vectors::Vectors;
+use crate::rows::{check_finite, expect_dim, flat};
 use crate::{Error, Result};
 
 /// `lambda` of the fused score when fit had no validation split to pick it on.
@@ -24,20 +25,38 @@ fn normalise(v: &mut [f32]) {
 /// more query). This is the baseline a learned retriever should beat: cosine search over these
 /// centroids uses exactly the generator's training pairs.
 ///
+/// ```
+/// use ndarray::array;
+///
+/// let items = array![[1.0, 0.0], [0.0, 1.0]];
+/// let queries = array![[0.0, 1.0], [0.0, 2.0]]; // both ask for item 0
+/// let c = cart::supervised_centroids(items.view(), queries.view(), &[0, 0])?;
+/// let (x, y) = (c[[0, 0]], c[[0, 1]]); // normalise([1, 0] + [0, 1] + [0, 2])
+/// assert!((x - 1.0 / 10f32.sqrt()).abs() < 1e-6 && (y - 3.0 / 10f32.sqrt()).abs() < 1e-6);
+/// assert_eq!(c.row(1).to_vec(), vec![0.0, 1.0]); // no query: the item's own direction
+/// # Ok::<(), cart::Error>(())
+/// ```
+///
 /// # Errors
 ///
 /// [`Error::DimMismatch`] if the widths differ, [`Error::LengthMismatch`] if `query_items`
 /// does not match `queries`, [`Error::UnknownItem`] for an item past `items.len()`,
 /// [`Error::NonFinite`] for NaN or inf.
 pub fn supervised_centroids(
-    items: Vectors<'_>,
-    queries: Vectors<'_>,
+    items: ArrayView2<'_, f32>,
+    queries: ArrayView2<'_, f32>,
     query_items: &[u32],
-) -> Result<Vec<f32>> {
-    queries.expect_dim("training queries", items.dim())?;
-    items.check_finite("item vectors")?;
-    queries.check_finite("training queries")?;
-    centroids(Some(items.as_slice()), items.len(), queries.as_slice(), query_items, items.dim())
+) -> Result<Array2<f32>> {
+    let width = items.ncols();
+    expect_dim(queries, "training queries", width)?;
+    check_finite(items, "item vectors")?;
+    check_finite(queries, "training queries")?;
+    let out = centroids(Some(&flat(items)), items.nrows(), &flat(queries), query_items, width)?;
+    Array2::from_shape_vec((items.nrows(), width), out).map_err(|_| Error::DimMismatch {
+        what: "supervised centroids",
+        got: 0,
+        expected: width,
+    })
 }
 
 /// [`supervised_centroids`] with optional item vectors (without: the normalised mean of each
@@ -79,7 +98,7 @@ pub(crate) fn centroids(
 /// at most `k`. Candidates are distinct items (the beam search's guarantee).
 pub(crate) fn fuse(
     dense: &DenseIndex,
-    queries: &[f32],
+    queries: ArrayView2<'_, f32>,
     candidates: &[Vec<Hit>],
     lambda: f64,
     k: usize,
@@ -107,7 +126,7 @@ pub(crate) fn fuse(
 /// lambda) on validation candidates; returns it with its metrics.
 pub(crate) fn pick_lambda(
     dense: &DenseIndex,
-    queries: &[f32],
+    queries: ArrayView2<'_, f32>,
     candidates: &[Vec<Hit>],
     items: &[u32],
 ) -> Result<(f64, Vec<RetrievalMetrics>)> {

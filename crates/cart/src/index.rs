@@ -8,11 +8,12 @@ use cart_ids::{IdDiagnostics, IdLayout, IdTrie, assign_codes, split_codes};
 use cart_model::{Generator, Pairs, TrainConfig, TrainHistory};
 use cart_quant::{AnyQuantizer, Quantizer};
 use cart_search::{BeamSearchConfig, DenseIndex, Hit};
+use ndarray::ArrayView2;
 
 use crate::config::{IdVectors, IndexConfig, QuantizerConfig, SearchMode, SearchOptions};
 use crate::dense::{DEFAULT_FUSE_LAMBDA, centroids, fuse, pick_lambda};
 use crate::events::Event;
-use crate::vectors::Vectors;
+use crate::rows::{check_finite, expect_dim, flat, rows};
 use crate::{Error, Result};
 
 /// The fitted quantizer of an index: [`cart_quant::AnyQuantizer`] (coarse-to-fine or
@@ -20,28 +21,34 @@ use crate::{Error, Result};
 pub type IndexQuantizer = AnyQuantizer;
 
 /// What an index is built from: item vectors, training queries paired with items, and
-/// optionally the item vectors in the query space for the dense re-rank.
+/// optionally the item vectors in the query space for the dense re-rank. Every matrix is an
+/// [`ArrayView2`] with one row per vector.
 #[derive(Clone, Copy, Debug)]
 pub struct Corpus<'a> {
     /// Item vectors (item `i` is row `i`): the quantizer turns them into identifiers.
-    pub items: Vectors<'a>,
+    pub items: ArrayView2<'a, f32>,
     /// Training query vectors (captions, pseudo-queries, ...).
-    pub queries: Vectors<'a>,
+    pub queries: ArrayView2<'a, f32>,
     /// `query_items[q]`: the item training query `q` should retrieve.
     pub query_items: &'a [u32],
     /// Item vectors in the query space (for CLIP-style models the item vectors themselves),
     /// kept for [`SearchOptions::mode`] and [`CartIndex::dense`].
-    pub rerank: Option<Vectors<'a>>,
+    pub rerank: Option<ArrayView2<'a, f32>>,
 }
 
 impl<'a> Corpus<'a> {
     /// Items and their training pairs, no re-rank vectors.
-    pub fn new(items: Vectors<'a>, queries: Vectors<'a>, query_items: &'a [u32]) -> Self {
+    pub fn new(
+        items: ArrayView2<'a, f32>,
+        queries: ArrayView2<'a, f32>,
+        query_items: &'a [u32],
+    ) -> Self {
         Self { items, queries, query_items, rerank: None }
     }
 
     /// With item vectors in the query space for the dense re-rank (row `i` is item `i`).
-    pub fn with_rerank(mut self, vectors: Vectors<'a>) -> Self {
+    #[must_use]
+    pub fn with_rerank(mut self, vectors: ArrayView2<'a, f32>) -> Self {
         self.rerank = Some(vectors);
         self
     }
@@ -53,11 +60,72 @@ impl<'a> Corpus<'a> {
 #[derive(Clone, Debug)]
 pub struct FineTune<'a> {
     /// Query vectors.
-    pub queries: Vectors<'a>,
+    pub queries: ArrayView2<'a, f32>,
     /// `items[q]`: the item (old or new key) of query `q`.
     pub items: &'a [u32],
     /// The run (epochs, learning rate, ...); no validation is done.
     pub train: TrainConfig,
+}
+
+impl<'a> FineTune<'a> {
+    /// Queries and their items, trained with the default [`TrainConfig`].
+    pub fn new(queries: ArrayView2<'a, f32>, items: &'a [u32]) -> Self {
+        Self { queries, items, train: TrainConfig::new() }
+    }
+
+    /// With this run (epochs, learning rate, seed, ...).
+    #[must_use]
+    pub fn with_train(mut self, train: TrainConfig) -> Self {
+        self.train = train;
+        self
+    }
+}
+
+/// Items to append with [`CartIndex::add_items`]: their vectors, and what the index needs
+/// with them.
+///
+/// ```no_run
+/// # fn main() -> cart::Result<()> {
+/// # let (mut index, new, new_q, queries, items): (cart::CartIndex, ndarray::Array2<f32>, ndarray::Array2<f32>, ndarray::Array2<f32>, Vec<u32>) = todo!();
+/// let fine_tune = cart::FineTune::new(queries.view(), &items)
+///     .with_train(cart::model::TrainConfig::new().with_n_epochs(2));
+/// let keys = index.add_items(
+///     cart::NewItems::new(new.view()).with_rerank(new_q.view()).with_fine_tune(fine_tune),
+/// )?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct NewItems<'a> {
+    /// The new items' vectors, as wide as the index's item vectors.
+    pub items: ArrayView2<'a, f32>,
+    /// Their vectors in the query space: required when the index has re-rank vectors,
+    /// refused when it has none.
+    pub rerank: Option<ArrayView2<'a, f32>>,
+    /// An optional short training run so the generator learns the new identifiers. Without
+    /// it, new items are reachable by search through their prefixes and, with the dense
+    /// head, their table rows (set from their re-rank vectors).
+    pub fine_tune: Option<FineTune<'a>>,
+}
+
+impl<'a> NewItems<'a> {
+    /// The new items' vectors, no re-rank vectors, no training.
+    pub fn new(items: ArrayView2<'a, f32>) -> Self {
+        Self { items, rerank: None, fine_tune: None }
+    }
+
+    /// With their vectors in the query space.
+    #[must_use]
+    pub fn with_rerank(mut self, vectors: ArrayView2<'a, f32>) -> Self {
+        self.rerank = Some(vectors);
+        self
+    }
+
+    /// With a training run after the insert.
+    #[must_use]
+    pub fn with_fine_tune(mut self, fine_tune: FineTune<'a>) -> Self {
+        self.fine_tune = Some(fine_tune);
+        self
+    }
 }
 
 /// A CART index: generative cross-modal retrieval in one value.
@@ -74,15 +142,16 @@ pub struct FineTune<'a> {
 ///
 /// ```no_run
 /// use burn::prelude::Device;
-/// use cart::{CartIndex, Corpus, IndexConfig, SearchOptions, Vectors};
+/// use cart::{CartIndex, Corpus, IndexConfig, SearchMode, SearchOptions};
+/// use ndarray::Array2;
 ///
 /// # fn main() -> cart::Result<()> {
-/// # let (items, queries, query_items, test): (Vec<f32>, Vec<f32>, Vec<u32>, Vec<f32>) = todo!();
-/// let device = Device::default();
-/// let corpus = Corpus::new(Vectors::new(&items, 512)?, Vectors::new(&queries, 512)?, &query_items)
-///     .with_rerank(Vectors::new(&items, 512)?); // CLIP: items and queries share one space
+/// # let (items, queries, query_items, test): (Array2<f32>, Array2<f32>, Vec<u32>, Array2<f32>) = todo!();
+/// let device = Device::flex();
+/// let corpus = Corpus::new(items.view(), queries.view(), &query_items)
+///     .with_rerank(items.view()); // CLIP: items and queries share one space
 /// let index = CartIndex::fit(&IndexConfig::coarse_to_fine(512, 64, 3, 32), corpus, &device)?;
-/// let hits = index.search_with(&test, SearchOptions::new(10).with_rerank(true))?;
+/// let hits = index.search_with(test.view(), SearchOptions::new(10).with_mode(SearchMode::Fused))?;
 /// index.save("my-index")?;
 /// let again = CartIndex::load("my-index", &device)?;
 /// # Ok(()) }
@@ -141,44 +210,44 @@ impl CartIndex {
     ) -> Result<Self> {
         config.validate()?;
         let Corpus { items, queries, query_items, rerank } = corpus;
-        let n = items.len();
-        if n == 0 {
+        let n = items.nrows();
+        if n == 0 || items.ncols() == 0 {
             return Err(Error::EmptyData { what: "item vectors" });
         }
         let n32 = u32::try_from(n).map_err(|_| Error::config("items", n, "at most u32::MAX"))?;
-        if queries.is_empty() {
+        if queries.nrows() == 0 || queries.ncols() == 0 {
             return Err(Error::EmptyData { what: "training queries" });
         }
-        if queries.len() != query_items.len() {
+        if queries.nrows() != query_items.len() {
             return Err(Error::LengthMismatch {
                 what: "training queries and their items",
-                left: queries.len(),
+                left: queries.nrows(),
                 right: query_items.len(),
             });
         }
         if let Some(&item) = query_items.iter().find(|&&i| i >= n32) {
             return Err(Error::UnknownItem { item, n_items: n });
         }
-        items.check_finite("item vectors")?;
-        queries.check_finite("training queries")?;
+        check_finite(items, "item vectors")?;
+        check_finite(queries, "training queries")?;
         let per_query = config.generator.n_query_vectors.max(1);
-        if !queries.dim().is_multiple_of(per_query) {
+        if !queries.ncols().is_multiple_of(per_query) {
             return Err(Error::DimMismatch {
                 what: "training queries (n_query_vectors vectors each)",
-                got: queries.dim() % per_query,
+                got: queries.ncols() % per_query,
                 expected: per_query,
             });
         }
         if let Some(r) = rerank {
-            if r.len() != n {
+            if r.nrows() != n {
                 return Err(Error::LengthMismatch {
                     what: "items and their re-rank vectors",
                     left: n,
-                    right: r.len(),
+                    right: r.nrows(),
                 });
             }
-            r.expect_dim("re-rank vectors (must be in the query space)", queries.dim())?;
-            r.check_finite("re-rank vectors")?;
+            expect_dim(r, "re-rank vectors (must be in the query space)", queries.ncols())?;
+            check_finite(r, "re-rank vectors")?;
         }
 
         // The validation pairs are held out of everything fitted on queries.
@@ -188,27 +257,29 @@ impl CartIndex {
         let t = Instant::now();
         let pulled;
         let id_input = match config.id_vectors {
-            IdVectors::Items => items,
+            IdVectors::Items => items.view(),
             IdVectors::Supervised => {
-                items.expect_dim(
+                expect_dim(
+                    items,
                     "item vectors (relevance-aware identifiers need them in the query space)",
-                    queries.dim(),
+                    queries.ncols(),
                 )?;
-                pulled = centroids(Some(items.as_slice()), n, &train.0, &train.1, items.dim())?;
-                Vectors::new(&pulled, items.dim())?
+                let width = items.ncols();
+                pulled = centroids(Some(&flat(items)), n, &train.0, &train.1, width)?;
+                rows(&pulled, width)?
             }
         };
         observer(Event::QuantizerStarted { n_items: n });
         let quantizer = match &config.quantizer {
             QuantizerConfig::CoarseToFine(c) => AnyQuantizer::from(
-                c.fit_observed(id_input.view(), device, &mut |e| observer(Event::Quantizer(e)))?.0,
+                c.fit_observed(id_input, device, &mut |e| observer(Event::Quantizer(e)))?.0,
             ),
-            QuantizerConfig::Residual(c) => AnyQuantizer::from(c.fit(id_input.view(), device)?),
+            QuantizerConfig::Residual(c) => AnyQuantizer::from(c.fit(id_input, device)?),
         };
-        let codes: Vec<u32> = quantizer.encode(id_input.view())?.iter().copied().collect();
+        let codes = quantizer.encode(id_input)?;
 
         // 2. Identifiers [k, v1..vM, u], with room in u for later items.
-        let ids = assign_codes(&quantizer.codebook_sizes(), &codes, config.unique_headroom)?;
+        let ids = assign_codes(&quantizer.codebook_sizes(), codes.view(), config.unique_headroom)?;
         let layout = *ids.layout();
         let trie = ids.to_trie()?;
         observer(Event::Identifiers {
@@ -220,19 +291,12 @@ impl CartIndex {
             seconds: t.elapsed().as_secs_f64(),
         });
 
-        // 3. The generator, trained on (query, identifier) pairs.
-        let mut generator_config = config.generator.clone();
-        generator_config.d_query = queries.dim() / per_query;
-        generator_config.vocab_size = layout.vocab_size();
-        generator_config.id_len = layout.id_len();
-        generator_config.position_sizes =
-            (0..layout.id_len()).map(|p| layout.position_size(p) as usize).collect();
-        generator_config.n_items = n;
-
-        // Every item in the query space, from the training split only: its re-rank vector,
-        // its supervised centroid, or (without re-rank vectors) its queries' centroid.
-        let width = queries.dim();
-        let raw = rerank.map(|r| r.as_slice());
+        // 3. The generator, trained on (query, identifier) pairs. Every item in the query
+        // space, from the training split only: its re-rank vector, its supervised centroid,
+        // or (without re-rank vectors) its queries' centroid.
+        let width = queries.ncols();
+        let raw = rerank.map(flat);
+        let raw = raw.as_deref();
         let supervised = centroids(raw, n, &train.0, &train.1, width)?;
         let targets = match raw {
             Some(r) if !config.supervised_targets => centroids(Some(r), n, &[], &[], width)?,
@@ -246,7 +310,7 @@ impl CartIndex {
                 } else {
                     centroids(Some(r), n, &[], &[], width)?
                 };
-                Some(DenseIndex::new(vectors, width, config.rerank_metric)?)
+                Some(DenseIndex::new(rows(&vectors, width)?, config.rerank_metric)?)
             }
         };
         observer(Event::TrainingStarted {
@@ -255,32 +319,24 @@ impl CartIndex {
             n_epochs: config.train.n_epochs,
         });
         let t = Instant::now();
-        let valid_pairs = (!valid.1.is_empty()).then(|| Pairs::new(&valid.0, &valid.1));
-        let pairs = Pairs::new(&train.0, &train.1).with_item_vectors(&targets);
-        let (generator, history) = if generator_config.dense_head {
-            device.seed(config.train.seed);
-            let mut start = generator_config.init(device)?;
-            start.set_dense_tables(&targets)?;
-            start.fit_more_observed(&config.train, pairs, valid_pairs, &trie, &mut |e| {
-                observer(Event::Training(e))
-            })?
-        } else {
-            generator_config.fit_observed(
-                &config.train,
-                pairs,
-                valid_pairs,
-                &trie,
-                device,
-                &mut |e| observer(Event::Training(e)),
-            )?
-        };
+        let valid_queries = rows(&valid.0, width)?;
+        let valid_pairs = (!valid.1.is_empty()).then(|| Pairs::new(valid_queries, &valid.1));
+        let pairs =
+            Pairs::new(rows(&train.0, width)?, &train.1).with_item_vectors(rows(&targets, width)?);
+        let (generator, history) = config.generator.fit_observed(
+            pairs,
+            valid_pairs,
+            &trie,
+            &config.train,
+            device,
+            &mut |e| observer(Event::Training(e)),
+        )?;
         observer(Event::Trained {
             n_params: generator.n_params(),
             seconds: t.elapsed().as_secs_f64(),
             best_epoch: history.best_epoch,
         });
         let mut config = config.clone();
-        config.generator = generator_config;
         if config.fuse_lambda.is_none() {
             config.fuse_lambda = Some(DEFAULT_FUSE_LAMBDA);
             if let Some(d) = &dense
@@ -288,8 +344,8 @@ impl CartIndex {
             {
                 let beam = config.fuse_candidates;
                 let search = BeamSearchConfig::default().with_beam_width(beam).with_top_k(beam);
-                let candidates = generator.search(&trie, search, &valid.0)?;
-                let (lambda, m) = pick_lambda(d, &valid.0, &candidates, &valid.1)?;
+                let candidates = generator.search(&trie, search, valid_queries)?;
+                let (lambda, m) = pick_lambda(d, valid_queries, &candidates, &valid.1)?;
                 observer(Event::LambdaPicked { lambda, recall: m[0].recall });
                 config.fuse_lambda = Some(lambda);
             }
@@ -297,13 +353,13 @@ impl CartIndex {
         Ok(Self { config, quantizer, trie, generator, dense, history })
     }
 
-    /// The `k` best items for each query (row-major, [`CartIndex::query_dim`] values per
-    /// query), generated by the constrained beam search, best first.
+    /// The `k` best items for each query (one row of [`CartIndex::query_dim`] values each),
+    /// generated by the constrained beam search, best first.
     ///
     /// # Errors
     ///
     /// As [`CartIndex::search_with`].
-    pub fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
+    pub fn search(&self, queries: ArrayView2<'_, f32>, k: usize) -> Result<Vec<Vec<Hit>>> {
         self.search_with(queries, SearchOptions::new(k))
     }
 
@@ -317,7 +373,11 @@ impl CartIndex {
     /// [`Error::InvalidConfig`] for `k == 0` or a zero beam width, [`Error::Rerank`] when
     /// re-ranking without re-rank vectors, and the model's errors for bad query vectors
     /// (wrong width, NaN or inf).
-    pub fn search_with(&self, queries: &[f32], options: SearchOptions) -> Result<Vec<Vec<Hit>>> {
+    pub fn search_with(
+        &self,
+        queries: ArrayView2<'_, f32>,
+        options: SearchOptions,
+    ) -> Result<Vec<Vec<Hit>>> {
         if options.k == 0 {
             return Err(Error::config("k", 0, "must be at least 1"));
         }
@@ -356,13 +416,8 @@ impl CartIndex {
     }
 
     /// Gives identifiers to new items with the frozen quantizer, inserts them into the trie
-    /// and returns their keys (`len()..len() + n`).
-    ///
-    /// - `rerank`: their vectors in the query space, required when the index has re-rank
-    ///   vectors and refused when it has none.
-    /// - `fine_tune`: an optional short training run so the generator learns the new
-    ///   identifiers. Without it, new items are reachable by search only where the generator
-    ///   already generalizes to their codes.
+    /// and returns their keys (`len()..len() + n`). [`NewItems`] says what comes with them:
+    /// their re-rank vectors (required when the index has them) and an optional training run.
     ///
     /// Everything is computed first; on any error the index is unchanged. The config and
     /// [`CartIndex::history`] stay those of [`CartIndex::fit`].
@@ -372,19 +427,15 @@ impl CartIndex {
     /// [`Error::DimMismatch`] / [`Error::NonFinite`] for bad vectors, [`Error::Rerank`],
     /// [`Error::Ids`] with `NoFreeUnique` when a code tuple has no free uniqueness suffix left
     /// (fit with a larger [`IndexConfig::unique_headroom`]), and training errors.
-    pub fn add_items(
-        &mut self,
-        items: Vectors<'_>,
-        rerank: Option<Vectors<'_>>,
-        fine_tune: Option<&FineTune<'_>>,
-    ) -> Result<Range<u32>> {
+    pub fn add_items(&mut self, new: NewItems<'_>) -> Result<Range<u32>> {
+        let NewItems { items, rerank, fine_tune } = new;
         let old = self.len();
-        items.expect_dim("new item vectors", self.quantizer.d_input())?;
-        if items.is_empty() {
+        expect_dim(items, "new item vectors", self.quantizer.d_input())?;
+        if items.nrows() == 0 {
             return Err(Error::EmptyData { what: "new item vectors" });
         }
-        items.check_finite("new item vectors")?;
-        let total = old + items.len();
+        check_finite(items, "new item vectors")?;
+        let total = old + items.nrows();
         let end =
             u32::try_from(total).map_err(|_| Error::config("items", total, "at most u32::MAX"))?;
         let keys = old as u32..end;
@@ -396,30 +447,31 @@ impl CartIndex {
             }
             (None, Some(_)) => return Err(Error::Rerank("the index was built without them")),
             (Some(d), Some(r)) => {
-                if r.len() != items.len() {
+                if r.nrows() != items.nrows() {
                     return Err(Error::LengthMismatch {
                         what: "new items and their re-rank vectors",
-                        left: items.len(),
-                        right: r.len(),
+                        left: items.nrows(),
+                        right: r.nrows(),
                     });
                 }
-                r.expect_dim("new re-rank vectors", d.dim())?;
+                expect_dim(r, "new re-rank vectors", d.dim())?;
                 // only the new rows are checked and normalised; appended at commit time
-                Some(DenseIndex::new(r.as_slice().to_vec(), d.dim(), d.metric())?)
+                Some(DenseIndex::new(r, d.metric())?)
             }
         };
 
         let pulled;
         let id_input = match self.config.id_vectors {
-            IdVectors::Items => items,
+            IdVectors::Items => items.view(),
             IdVectors::Supervised => {
                 // no queries yet: the supervised centroid of a new item is its own direction
-                pulled = centroids(Some(items.as_slice()), items.len(), &[], &[], items.dim())?;
-                Vectors::new(&pulled, items.dim())?
+                let width = items.ncols();
+                pulled = centroids(Some(&flat(items)), items.nrows(), &[], &[], width)?;
+                rows(&pulled, width)?
             }
         };
-        let codes: Vec<u32> = self.quantizer.encode(id_input.view())?.iter().copied().collect();
-        let (coarse, fine) = split_codes(&codes, self.layout().n_levels() + 1)?;
+        let codes = self.quantizer.encode(id_input)?;
+        let (coarse, fine) = split_codes(codes.view())?;
         let mut trie = self.trie.clone();
         let keys_vec: Vec<u32> = keys.clone().collect();
         trie.insert_codes(&keys_vec, &coarse, &fine)?;
@@ -430,14 +482,15 @@ impl CartIndex {
         let base = match self.generator.dense_tables()? {
             None => self.generator.clone(),
             Some(_) => {
+                let n = items.nrows();
                 let targets = match rerank {
-                    Some(r) => centroids(Some(r.as_slice()), items.len(), &[], &[], width)?,
-                    None => vec![0.0; items.len() * width],
+                    Some(r) => centroids(Some(&flat(r)), n, &[], &[], width)?,
+                    None => vec![0.0; n * width],
                 };
-                self.generator.with_more_items(&targets)?
+                self.generator.with_more_items(rows(&targets, width)?)?
             }
         };
-        let generator = match fine_tune {
+        let generator = match &fine_tune {
             None => base,
             Some(ft) => self.trained(&base, &trie, ft)?.0,
         };
@@ -474,33 +527,24 @@ impl CartIndex {
         trie: &IdTrie,
         ft: &FineTune<'_>,
     ) -> Result<(Generator, TrainHistory)> {
-        ft.queries.expect_dim("fine-tune queries", self.query_dim())?;
-        if ft.queries.len() != ft.items.len() {
+        expect_dim(ft.queries, "fine-tune queries", self.query_dim())?;
+        if ft.queries.nrows() != ft.items.len() {
             return Err(Error::LengthMismatch {
                 what: "fine-tune queries and their items",
-                left: ft.queries.len(),
+                left: ft.queries.nrows(),
                 right: ft.items.len(),
             });
         }
         if let Some(&item) = ft.items.iter().find(|&&i| i as usize >= trie.len()) {
             return Err(Error::UnknownItem { item, n_items: trie.len() });
         }
-        ft.queries.check_finite("fine-tune queries")?;
+        check_finite(ft.queries, "fine-tune queries")?;
         // the augmentations draw on the items' stored query-space vectors, as at fit time
-        let item_vectors: Option<Vec<f32>> = self.dense.as_ref().and_then(|d| {
-            (d.len() == trie.len()).then(|| {
-                let mut all = Vec::with_capacity(d.len() * d.dim());
-                for i in 0..d.len() as u32 {
-                    all.extend_from_slice(d.vector(i).unwrap_or(&[]));
-                }
-                all
-            })
-        });
-        let mut pairs = Pairs::new(ft.queries.as_slice(), ft.items);
-        if let Some(v) = &item_vectors {
-            pairs = pairs.with_item_vectors(v);
+        let mut pairs = Pairs::new(ft.queries.view(), ft.items);
+        if let Some(d) = self.dense.as_ref().filter(|d| d.len() == trie.len()) {
+            pairs = pairs.with_item_vectors(d.vectors());
         }
-        Ok(base.fit_more(&ft.train, pairs, None, trie)?)
+        Ok(base.fit_more(pairs, None, trie, &ft.train)?)
     }
 
     /// Number of items.
@@ -518,12 +562,12 @@ impl CartIndex {
         self.quantizer.d_input()
     }
 
-    /// Width of a query ([`cart_model::GeneratorConfig::query_width`]).
+    /// Width of a query ([`cart_model::GeneratorDims::query_width`]).
     pub fn query_dim(&self) -> usize {
-        self.generator.config().query_width()
+        self.generator.query_width()
     }
 
-    /// The settings the index was fitted with (the generator's sizes filled in).
+    /// The settings the index was fitted with (the lambda picked at fit filled in).
     pub fn config(&self) -> &IndexConfig {
         &self.config
     }
@@ -576,8 +620,12 @@ impl CartIndex {
 
 type Split = (Vec<f32>, Vec<u32>);
 
-/// A seeded shuffle of the pairs, cut into training and validation.
-fn split_pairs(queries: Vectors<'_>, items: &[u32], config: &IndexConfig) -> (Split, Split) {
+/// A seeded shuffle of the pairs, cut into training and validation (row-major queries).
+fn split_pairs(
+    queries: ArrayView2<'_, f32>,
+    items: &[u32],
+    config: &IndexConfig,
+) -> (Split, Split) {
     use rand::SeedableRng;
     use rand::seq::SliceRandom;
     let n = items.len();
@@ -585,9 +633,9 @@ fn split_pairs(queries: Vectors<'_>, items: &[u32], config: &IndexConfig) -> (Sp
     order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(config.seed));
     let n_valid = ((n as f64 * config.validation_fraction) as usize).min(n.saturating_sub(1));
     let take = |rows: &[usize]| -> Split {
-        let mut q = Vec::with_capacity(rows.len() * queries.dim());
+        let mut q = Vec::with_capacity(rows.len() * queries.ncols());
         for &r in rows {
-            q.extend_from_slice(queries.row(r).unwrap_or_default());
+            q.extend(queries.row(r).iter().copied());
         }
         (q, rows.iter().map(|&r| items[r]).collect())
     };

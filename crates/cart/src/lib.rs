@@ -27,23 +27,20 @@
 //! ```
 //! use burn::prelude::Device;
 //! use cart::synthetic::SyntheticConfig;
-//! use cart::{CartIndex, Corpus, IndexConfig, SearchOptions, Vectors};
+//! use cart::{CartIndex, Corpus, IndexConfig, SearchOptions};
 //!
 //! // 200 synthetic items with 3 training queries each (bring your encoders' vectors instead).
 //! let data = SyntheticConfig::new(200).with_dims(16, 16).generate()?;
-//! let corpus = Corpus::new(
-//!     Vectors::new(&data.items, 16)?,
-//!     Vectors::new(&data.train_queries, 16)?,
-//!     &data.train_items,
-//! )
-//! .with_rerank(Vectors::new(&data.items_in_query_space, 16)?);
+//! // each matrix is an `ndarray::ArrayView2<f32>`, one row per vector
+//! let corpus = Corpus::new(data.items.view(), data.train_queries.view(), &data.train_items)
+//!     .with_rerank(data.items_in_query_space.view());
 //!
 //! let mut config = IndexConfig::residual(8, 2, 8);
 //! config.train = config.train.with_n_epochs(2);
 //! config.generator = config.generator.with_d_model(32).with_d_ff(64);
 //! let index = CartIndex::fit(&config, corpus, &Device::flex())?;
 //!
-//! let hits = index.search_with(&data.test_queries, SearchOptions::new(5).with_rerank(true))?;
+//! let hits = index.search_with(data.test_queries.view(), SearchOptions::new(5).with_rerank(true))?;
 //! assert_eq!(hits.len(), data.test_items.len());
 //! println!("{}", index.diagnostics());
 //! # Ok::<(), cart::Error>(())
@@ -65,21 +62,17 @@ mod dense;
 mod error;
 mod events;
 mod index;
+mod rows;
 mod store;
 pub mod synthetic;
-mod vectors;
 
 pub use cart_ids::MAX_UNIQUE;
-pub use config::{
-    IdVectors, IndexConfig, QuantizerConfig, SearchMode, SearchOptions, default_generator,
-    default_train,
-};
+pub use config::{IdVectors, IndexConfig, QuantizerConfig, SearchMode, SearchOptions};
 pub use dense::{DEFAULT_FUSE_LAMBDA, supervised_centroids};
 pub use error::{Error, Result};
 pub use events::Event;
-pub use index::{CartIndex, Corpus, FineTune, IndexQuantizer};
+pub use index::{CartIndex, Corpus, FineTune, IndexQuantizer, NewItems};
 pub use store::{FORMAT, FORMAT_VERSION};
-pub use vectors::Vectors;
 
 pub use cart_ids as ids;
 pub use cart_model as model;
@@ -87,3 +80,10 @@ pub use cart_quant as quant;
 pub use cart_search as search;
 
 pub use cart_search::Hit;
+/// The matrix type of every public boundary: [`ndarray::ArrayView2`], one row per vector.
+pub use ndarray;
+
+/// The README's Rust snippets, compiled as doctests (`cargo test --doc -p cart`).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

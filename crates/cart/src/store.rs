@@ -56,7 +56,7 @@ use crate::{Error, Result};
 /// Name in the manifest's `format` field.
 pub const FORMAT: &str = "cart-index";
 /// Version of the index directory layout this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 const MANIFEST: &str = "index.json";
 const QUANTIZER: &str = "quantizer.bin";
@@ -442,7 +442,7 @@ impl CartIndex {
         if IdLayout::for_codebooks(&quantizer.codebook_sizes(), l.n_unique())? != *l {
             return bad("the quantizer's codebooks do not match the identifier layout".into());
         }
-        let g = generator.config();
+        let g = generator.dims();
         if (g.vocab_size, g.id_len) != (l.vocab_size(), l.id_len()) {
             return bad(format!(
                 "generator vocabulary/length {}/{} vs layout {}/{}",
@@ -462,22 +462,24 @@ impl CartIndex {
         // Item keys must be exactly 0..n (what add_items and fine-tuning rely on).
         IdAssignment::from_trie(&trie)
             .map_err(|e| Error::format(dir.join(TRIE), format!("item keys are not 0..n: {e}")))?;
-        if quantizer.d_input() != manifest.item_dim || g.query_width() != manifest.query_dim {
+        if quantizer.d_input() != manifest.item_dim || g.query_width != manifest.query_dim {
             return bad("item or query width differs from the manifest".into());
         }
         if let Some(d) = &dense
-            && (d.len() != trie.len() || d.dim() != g.query_width())
+            && (d.len() != trie.len() || d.dim() != g.query_width)
         {
             return bad(format!(
                 "{} re-rank vectors of width {} for {} items and queries of width {}",
                 d.len(),
                 d.dim(),
                 trie.len(),
-                g.query_width()
+                g.query_width
             ));
         }
-        let mut config = manifest.config;
-        config.generator = generator.config().clone();
+        if manifest.config.generator != *generator.config() {
+            return bad("the manifest's generator config is not the one generator.bin holds".into());
+        }
+        let config = manifest.config;
         Ok(Self { config, quantizer, trie, generator, dense, history })
     }
 }
@@ -530,10 +532,7 @@ fn swap_in(tmp: &Path, dir: &Path) -> Result<()> {
 fn vectors_to_bytes(dense: &DenseIndex) -> Result<Vec<u8>> {
     let (n, dim) = (dense.len(), dense.dim());
     let header = VectorsHeader { metric: dense.metric(), rows: n, dim };
-    let mut values = Vec::with_capacity(n * dim);
-    for i in 0..n as u32 {
-        values.extend_from_slice(dense.vector(i).unwrap_or_default());
-    }
+    let values: Vec<f32> = dense.vectors().iter().copied().collect();
     Ok(Writer::new(VECTORS_KIND, VECTORS_VERSION)
         .section("header", serde_json::to_vec(&header).map_err(|e| Error::format(RERANK, e))?)
         .section("values", f32s_to_bytes(&values))
@@ -559,7 +558,9 @@ fn vectors_from_bytes(bytes: &[u8], path: &Path) -> Result<DenseIndex> {
         )));
     }
     let data = bytes_to_f32s(values).unwrap_or_default();
-    DenseIndex::from_prepared(data, header.dim, header.metric).map_err(|e| bad(e.to_string()))
+    let data = ndarray::Array2::from_shape_vec((header.rows, header.dim), data)
+        .map_err(|e| bad(format!("values: {e}")))?;
+    DenseIndex::from_prepared(data, header.metric).map_err(|e| bad(e.to_string()))
 }
 
 #[cfg(test)]

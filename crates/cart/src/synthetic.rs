@@ -17,6 +17,7 @@
 //! Every row is drawn from its own counter-based random stream, so the corpus depends only on
 //! the config (not on the thread count) and a million items take about a second per core.
 
+use ndarray::Array2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -210,36 +211,44 @@ impl SyntheticConfig {
         let mut test_queries = vec![0.0f32; test_items.len() * dq];
         noisy(&mut test_queries, &test_items, self.test_noise, 5);
 
+        let matrix = |values: Vec<f32>, width: usize| {
+            let rows = values.len() / width;
+            Array2::from_shape_vec((rows, width), values).map_err(|_| Error::DimMismatch {
+                what: "synthetic matrix",
+                got: rows,
+                expected: width,
+            })
+        };
         Ok(SyntheticCorpus {
             config: self.clone(),
-            items,
+            items: matrix(items, d)?,
             clusters,
-            items_in_query_space: in_query_space,
-            train_queries,
+            items_in_query_space: matrix(in_query_space, dq)?,
+            train_queries: matrix(train_queries, dq)?,
             train_items,
-            test_queries,
+            test_queries: matrix(test_queries, dq)?,
             test_items,
         })
     }
 }
 
-/// A corpus drawn by [`SyntheticConfig::generate`]; all matrices row-major.
+/// A corpus drawn by [`SyntheticConfig::generate`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyntheticCorpus {
     /// The config it was drawn from.
     pub config: SyntheticConfig,
     /// Item vectors, `[n_items, item_dim]`, unit norm.
-    pub items: Vec<f32>,
+    pub items: Array2<f32>,
     /// The cluster of every item.
     pub clusters: Vec<u32>,
     /// `normalize(T(x_i))`, `[n_items, query_dim]`: the items in the query space.
-    pub items_in_query_space: Vec<f32>,
+    pub items_in_query_space: Array2<f32>,
     /// Training queries, `[n_items * train_queries_per_item, query_dim]`.
-    pub train_queries: Vec<f32>,
+    pub train_queries: Array2<f32>,
     /// The item of every training query.
     pub train_items: Vec<u32>,
     /// Test queries, `[n_test_queries, query_dim]`.
-    pub test_queries: Vec<f32>,
+    pub test_queries: Array2<f32>,
     /// The item of every test query.
     pub test_items: Vec<u32>,
 }
@@ -349,8 +358,13 @@ mod tests {
     #[test]
     fn hierarchical_items_share_their_sub_cluster() {
         let distinct = |data: &SyntheticCorpus, d: usize| {
-            let mut rows: Vec<Vec<u32>> =
-                data.items.chunks(d).map(|x| x.iter().map(|v| v.to_bits()).collect()).collect();
+            assert_eq!(data.items.ncols(), d);
+            let mut rows: Vec<Vec<u32>> = data
+                .items
+                .rows()
+                .into_iter()
+                .map(|x| x.iter().map(|v| v.to_bits()).collect())
+                .collect();
             rows.sort();
             rows.dedup();
             rows.len()

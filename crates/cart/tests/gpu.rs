@@ -5,9 +5,10 @@
 
 use burn::prelude::Device;
 use burn::tensor::DeviceKind;
+use cart::ndarray::ArrayView2;
 use cart::quant::{KMeans, KMeansConfig, Quantizer};
 use cart::synthetic::{SyntheticConfig, SyntheticCorpus};
-use cart::{CartIndex, Corpus, IndexConfig, SearchOptions, Vectors};
+use cart::{CartIndex, Corpus, IndexConfig, SearchOptions};
 
 const D: usize = 16;
 /// Scores of one model on two backends: float kernels differ in summation order only.
@@ -39,15 +40,11 @@ fn config() -> IndexConfig {
 }
 
 fn corpus(d: &SyntheticCorpus) -> Corpus<'_> {
-    Corpus::new(
-        Vectors::new(&d.items, D).unwrap(),
-        Vectors::new(&d.train_queries, D).unwrap(),
-        &d.train_items,
-    )
-    .with_rerank(Vectors::new(&d.items_in_query_space, D).unwrap())
+    Corpus::new(d.items.view(), d.train_queries.view(), &d.train_items)
+        .with_rerank(d.items_in_query_space.view())
 }
 
-fn same_answers(a: &CartIndex, b: &CartIndex, queries: &[f32]) {
+fn same_answers(a: &CartIndex, b: &CartIndex, queries: ArrayView2<'_, f32>) {
     for opts in [SearchOptions::new(10), SearchOptions::new(10).with_rerank(true)] {
         let (x, y) = (a.search_with(queries, opts).unwrap(), b.search_with(queries, opts).unwrap());
         assert_eq!(x.len(), y.len());
@@ -66,7 +63,7 @@ fn an_index_fits_on_wgpu_and_answers_like_flex_after_a_backend_switch() {
     let d = data();
     let gpu = wgpu();
     let index = CartIndex::fit(&config(), corpus(&d), &gpu).unwrap();
-    let hits = index.search(&d.test_queries, 5).unwrap();
+    let hits = index.search(d.test_queries.view(), 5).unwrap();
     assert_eq!(hits.len(), d.test_items.len());
     assert!(hits.iter().all(|h| !h.is_empty() && h.iter().all(|x| x.item < 120)));
 
@@ -75,18 +72,18 @@ fn an_index_fits_on_wgpu_and_answers_like_flex_after_a_backend_switch() {
     // saved from wgpu, loaded on flex: the same answers
     index.save(dir.join("from-wgpu")).unwrap();
     let on_flex = CartIndex::load(dir.join("from-wgpu"), &Device::flex()).unwrap();
-    same_answers(&index, &on_flex, &d.test_queries);
+    same_answers(&index, &on_flex, d.test_queries.view());
     // saved from flex, loaded on wgpu: the same again
     on_flex.save(dir.join("from-flex")).unwrap();
     let back = CartIndex::load(dir.join("from-flex"), &gpu).unwrap();
-    same_answers(&on_flex, &back, &d.test_queries);
+    same_answers(&on_flex, &back, d.test_queries.view());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn fast_kmeans_runs_on_wgpu_and_assigns_like_flex() {
     let d = data();
-    let items = Vectors::new(&d.items, D).unwrap();
+    let items = d.items.view();
     let gpu = wgpu();
     let fitted = KMeansConfig::new(8).with_seed(1).fit(items.view(), &gpu).unwrap();
     let labels = fitted.predict(items.view()).unwrap();

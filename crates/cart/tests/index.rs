@@ -5,9 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use burn::prelude::Device;
+use cart::ndarray::ArrayView2;
 use cart::search::{Hit, evaluate};
 use cart::synthetic::{SyntheticConfig, SyntheticCorpus};
-use cart::{CartIndex, Corpus, Error, FineTune, IndexConfig, SearchMode, SearchOptions, Vectors};
+use cart::{
+    CartIndex, Corpus, Error, FineTune, IndexConfig, NewItems, QuantizerConfig, SearchMode,
+    SearchOptions,
+};
 
 const D: usize = 16;
 
@@ -33,8 +37,14 @@ pub(crate) fn config(epochs: usize) -> IndexConfig {
     c
 }
 
-pub(crate) fn v(x: &[f32]) -> Vectors<'_> {
-    Vectors::new(x, D).unwrap()
+/// Row-major values as rows of `D`.
+pub(crate) fn v(x: &[f32]) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((x.len() / D, D), x).unwrap()
+}
+
+/// A matrix's values, row-major.
+pub(crate) fn flat(a: ArrayView2<'_, f32>) -> &[f32] {
+    a.to_slice().unwrap()
 }
 
 pub(crate) fn corpus_of(d: &SyntheticCorpus) -> Corpus<'_> {
@@ -42,12 +52,8 @@ pub(crate) fn corpus_of(d: &SyntheticCorpus) -> Corpus<'_> {
 }
 
 fn corpus(d: &SyntheticCorpus) -> Corpus<'_> {
-    Corpus::new(
-        Vectors::new(&d.items, D).unwrap(),
-        Vectors::new(&d.train_queries, D).unwrap(),
-        &d.train_items,
-    )
-    .with_rerank(Vectors::new(&d.items_in_query_space, D).unwrap())
+    Corpus::new(d.items.view(), d.train_queries.view(), &d.train_items)
+        .with_rerank(d.items_in_query_space.view())
 }
 
 /// burn's random state is global per backend: tests that train hold this lock so that
@@ -85,7 +91,7 @@ fn fit_search_rerank_is_deterministic_and_learns() {
         assert_eq!(index.trie().get(index.id_of(item).unwrap().tokens()), Some(item));
     }
 
-    let hits = index.search(&d.test_queries, 5).unwrap();
+    let hits = index.search(d.test_queries.view(), 5).unwrap();
     assert_eq!(hits.len(), d.test_items.len());
     assert!(hits.iter().all(|h| h.len() <= 5 && !h.is_empty()));
     for h in &hits {
@@ -94,27 +100,27 @@ fn fit_search_rerank_is_deterministic_and_learns() {
     // the generator has learned: far above the 10/240 a random ranking gets on the queries it
     // was trained on
     let relevant: Vec<Vec<u32>> = d.train_items.iter().map(|&i| vec![i]).collect();
-    let train_hits = index.search(&d.train_queries, 10).unwrap();
+    let train_hits = index.search(d.train_queries.view(), 10).unwrap();
     let m = evaluate(&train_hits, &relevant, &[10]).unwrap();
     assert!(m[0].recall > 0.25, "training R@10 {}", m[0].recall);
 
     // re-rank: the same candidates (all beams), re-ordered by dense similarity
     let opts = SearchOptions::new(5).with_rerank(true).with_beam_width(8);
-    let reranked = index.search_with(&d.test_queries, opts).unwrap();
-    let beams = index.search(&d.test_queries, 8).unwrap();
+    let reranked = index.search_with(d.test_queries.view(), opts).unwrap();
+    let beams = index.search(d.test_queries.view(), 8).unwrap();
     for (r, b) in reranked.iter().zip(&beams) {
         assert!(r.len() <= 5);
         assert!(r.iter().all(|h| b.iter().any(|x| x.item == h.item)));
         assert!(r.windows(2).all(|w| w[0].score >= w[1].score));
     }
-    let dense = index.dense().unwrap().rerank(&d.test_queries, &beams).unwrap();
+    let dense = index.dense().unwrap().rerank(d.test_queries.view(), &beams).unwrap();
     for (r, full) in reranked.iter().zip(&dense) {
         assert_eq!(items(std::slice::from_ref(r)), items(&[full[..r.len()].to_vec()]));
     }
 
     // same seed, same index, same answers
     let again = fit(&d, 12);
-    assert_eq!(items(&again.search(&d.test_queries, 5).unwrap()), items(&hits));
+    assert_eq!(items(&again.search(d.test_queries.view(), 5).unwrap()), items(&hits));
 }
 
 #[test]
@@ -132,21 +138,20 @@ fn save_load_round_trip_and_damaged_directories() {
     assert_eq!(loaded.trie(), index.trie());
     assert_eq!(loaded.history(), index.history());
     assert_eq!(
-        index.search(&d.test_queries, 5).unwrap(),
-        loaded.search(&d.test_queries, 5).unwrap(),
+        index.search(d.test_queries.view(), 5).unwrap(),
+        loaded.search(d.test_queries.view(), 5).unwrap(),
         "a loaded generator answers exactly like the saved one"
     );
     let opts = SearchOptions::new(5).with_rerank(true).with_beam_width(8);
-    let a = index.search_with(&d.test_queries, opts).unwrap();
-    let b = loaded.search_with(&d.test_queries, opts).unwrap();
+    let a = index.search_with(d.test_queries.view(), opts).unwrap();
+    let b = loaded.search_with(d.test_queries.view(), opts).unwrap();
     assert_eq!(items(&a), items(&b));
     for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
         assert!((x.score - y.score).abs() < 1e-6, "{x:?} vs {y:?}");
     }
     // resume: training goes on from the loaded weights, not from scratch
     let mut loaded = loaded;
-    let ft =
-        FineTune { queries: v(&d.train_queries), items: &d.train_items, train: config(2).train };
+    let ft = FineTune::new(d.train_queries.view(), &d.train_items).with_train(config(2).train);
     let more = loaded.fine_tune(&ft).unwrap();
     let first_fit = index.history().epochs[0].cross_entropy;
     let last_fit = index.history().epochs[1].cross_entropy;
@@ -199,7 +204,10 @@ fn save_load_round_trip_and_damaged_directories() {
     assert!(e.to_string().contains("digest"), "{e}");
     let e = damaged("version", &|dir: &Path| {
         let p = dir.join("index.json");
-        let text = fs::read_to_string(&p).unwrap().replace("\"version\": 2", "\"version\": 99");
+        let text = fs::read_to_string(&p).unwrap();
+        let current = format!("\"version\": {}", cart::FORMAT_VERSION);
+        assert!(text.contains(&current), "{text}");
+        let text = text.replace(&current, "\"version\": 99");
         fs::write(&p, text).unwrap();
     });
     assert!(e.to_string().contains("version 99"), "{e}");
@@ -217,46 +225,48 @@ fn add_items_extends_the_trie_and_keeps_the_index_on_error() {
     let (old, new) = (160, 40);
     let sub =
         |v: &[f32], dim: usize, r: std::ops::Range<usize>| v[r.start * dim..r.end * dim].to_vec();
-    let items_old = sub(&d.items, D, 0..old);
-    let rerank_old = sub(&d.items_in_query_space, D, 0..old);
+    let items_old = sub(flat(d.items.view()), D, 0..old);
+    let rerank_old = sub(flat(d.items_in_query_space.view()), D, 0..old);
     let keep: Vec<usize> =
         (0..d.train_items.len()).filter(|&q| (d.train_items[q] as usize) < old).collect();
-    let q_old: Vec<f32> =
-        keep.iter().flat_map(|&q| d.train_queries[q * D..(q + 1) * D].to_vec()).collect();
+    let q_old: Vec<f32> = keep
+        .iter()
+        .flat_map(|&q| flat(d.train_queries.view())[q * D..(q + 1) * D].to_vec())
+        .collect();
     let i_old: Vec<u32> = keep.iter().map(|&q| d.train_items[q]).collect();
-    let corpus =
-        Corpus::new(Vectors::new(&items_old, D).unwrap(), Vectors::new(&q_old, D).unwrap(), &i_old)
-            .with_rerank(Vectors::new(&rerank_old, D).unwrap());
+    let corpus = Corpus::new(v(&items_old), v(&q_old), &i_old).with_rerank(v(&rerank_old));
     let mut index = CartIndex::fit(&config(2), corpus, &Device::flex()).unwrap();
     let before = index.trie().clone();
 
-    let items_new = sub(&d.items, D, old..old + new);
-    let rerank_new = sub(&d.items_in_query_space, D, old..old + new);
+    let items_new = sub(flat(d.items.view()), D, old..old + new);
+    let rerank_new = sub(flat(d.items_in_query_space.view()), D, old..old + new);
 
     // bad input changes nothing
     let wrong = vec![0.5; 4 * (D + 1)];
-    let e = index.add_items(Vectors::new(&wrong, D + 1).unwrap(), None, None).unwrap_err();
+    let wrong = ArrayView2::from_shape((4, D + 1), &wrong).unwrap();
+    let e = index.add_items(NewItems::new(wrong)).unwrap_err();
     assert!(matches!(e, Error::DimMismatch { .. }), "{e}");
     let mut nan = items_new.clone();
     nan[3] = f32::NAN;
-    let e = index.add_items(v(&nan), Some(v(&rerank_new)), None).unwrap_err();
+    let e = index.add_items(NewItems::new(v(&nan)).with_rerank(v(&rerank_new))).unwrap_err();
     assert!(matches!(e, Error::NonFinite { row: 0, index: 3, .. }), "{e}");
     let huge: Vec<f32> = items_new.iter().map(|x| x * 1e30).collect();
-    let e = index.add_items(v(&huge), Some(v(&rerank_new)), None).unwrap_err();
+    let e = index.add_items(NewItems::new(v(&huge)).with_rerank(v(&rerank_new))).unwrap_err();
     assert!(e.to_string().contains("overflow"), "{e}");
-    let e = index.add_items(v(&items_new), None, None).unwrap_err();
+    let e = index.add_items(NewItems::new(v(&items_new))).unwrap_err();
     assert!(matches!(e, Error::Rerank(_)), "{e}");
     let bad_ft =
-        FineTune { queries: v(&d.train_queries[..D]), items: &[999], train: config(1).train };
-    let e = index.add_items(v(&items_new), Some(v(&rerank_new)), Some(&bad_ft)).unwrap_err();
+        FineTune::new(v(&flat(d.train_queries.view())[..D]), &[999]).with_train(config(1).train);
+    let new_items = NewItems::new(v(&items_new)).with_rerank(v(&rerank_new));
+    let e = index.add_items(new_items.clone().with_fine_tune(bad_ft)).unwrap_err();
     assert!(matches!(e, Error::UnknownItem { item: 999, .. }), "{e}");
     assert_eq!(index.trie(), &before);
     assert_eq!(index.len(), old);
 
     // the new items get keys old..old+new and identifiers from the frozen quantizer
-    let q_new: Vec<f32> = d.train_queries.clone();
-    let ft = FineTune { queries: v(&q_new), items: &d.train_items, train: config(1).train };
-    let keys = index.add_items(v(&items_new), Some(v(&rerank_new)), Some(&ft)).unwrap();
+    let q_new: Vec<f32> = flat(d.train_queries.view()).to_vec();
+    let ft = FineTune::new(v(&q_new), &d.train_items).with_train(config(1).train);
+    let keys = index.add_items(new_items.with_fine_tune(ft)).unwrap();
     assert_eq!(keys, old as u32..(old + new) as u32);
     assert_eq!(index.len(), old + new);
     assert_eq!(index.dense().unwrap().len(), old + new);
@@ -268,7 +278,7 @@ fn add_items_extends_the_trie_and_keeps_the_index_on_error() {
         assert_eq!(index.id_of(item).unwrap(), before.id_of(item).unwrap(), "old ids are kept");
     }
     // searching can now return new items
-    let hits = index.search(&d.train_queries, 10).unwrap();
+    let hits = index.search(d.train_queries.view(), 10).unwrap();
     assert!(hits.iter().flatten().any(|h| h.item >= old as u32));
 
     // a code tuple with no free uniqueness suffix left: typed error, index unchanged
@@ -280,7 +290,7 @@ fn add_items_extends_the_trie_and_keeps_the_index_on_error() {
     let copies: Vec<f32> =
         std::iter::repeat_n(items_old[..D].to_vec(), largest + 1).flatten().collect();
     let trie = small.trie().clone();
-    let e = small.add_items(v(&copies), None, None).unwrap_err();
+    let e = small.add_items(NewItems::new(v(&copies))).unwrap_err();
     assert!(e.to_string().contains("uniqueness") || e.to_string().contains("suffix"), "{e}");
     assert_eq!(small.trie(), &trie);
 }
@@ -292,24 +302,24 @@ fn bad_input_is_a_typed_error() {
     let device = Device::flex();
     let fit = |c: Corpus<'_>| CartIndex::fit(&config(1), c, &device).map(|_| ());
 
-    assert!(matches!(Vectors::new(&d.items[..D + 1], D), Err(Error::DimMismatch { .. })));
-    assert!(matches!(Vectors::new(&d.items, 0), Err(Error::DimMismatch { .. })));
-    let e = fit(Corpus::new(v(&[]), v(&d.train_queries), &d.train_items)).unwrap_err();
+    let e = fit(Corpus::new(v(&[]), d.train_queries.view(), &d.train_items)).unwrap_err();
     assert!(matches!(e, Error::EmptyData { .. }), "{e}");
-    let e = fit(Corpus::new(v(&d.items), v(&d.train_queries), &d.train_items[1..])).unwrap_err();
+    let e =
+        fit(Corpus::new(d.items.view(), d.train_queries.view(), &d.train_items[1..])).unwrap_err();
     assert!(matches!(e, Error::LengthMismatch { .. }), "{e}");
     let mut bad_items = d.train_items.clone();
     bad_items[7] = 60;
-    let e = fit(Corpus::new(v(&d.items), v(&d.train_queries), &bad_items)).unwrap_err();
+    let e = fit(Corpus::new(d.items.view(), d.train_queries.view(), &bad_items)).unwrap_err();
     assert!(matches!(e, Error::UnknownItem { item: 60, n_items: 60 }), "{e}");
-    let mut inf = d.items.clone();
+    let mut inf = flat(d.items.view()).to_vec();
     inf[D * 2 + 1] = f32::INFINITY;
-    let e = fit(Corpus::new(v(&inf), v(&d.train_queries), &d.train_items)).unwrap_err();
+    let e = fit(Corpus::new(v(&inf), d.train_queries.view(), &d.train_items)).unwrap_err();
     assert!(matches!(e, Error::NonFinite { row: 2, index: 1, .. }), "{e}");
-    let short = d.items_in_query_space[..D * 10].to_vec();
+    let short = flat(d.items_in_query_space.view())[..D * 10].to_vec();
     let e =
-        fit(Corpus::new(v(&d.items), v(&d.train_queries), &d.train_items).with_rerank(v(&short)))
-            .unwrap_err();
+        fit(Corpus::new(d.items.view(), d.train_queries.view(), &d.train_items)
+            .with_rerank(v(&short)))
+        .unwrap_err();
     assert!(matches!(e, Error::LengthMismatch { .. }), "{e}");
     let mut c = config(1);
     c.validation_fraction = 1.0;
@@ -326,25 +336,27 @@ fn bad_input_is_a_typed_error() {
     assert!(matches!(e, Error::Ids(_)) && e.to_string().contains("unique_headroom"), "{e}");
     // finite values whose squares overflow f32
     let huge: Vec<f32> = d.items.iter().map(|x| x * 1e20).collect();
-    let e = fit(Corpus::new(v(&huge), v(&d.train_queries), &d.train_items)).unwrap_err();
+    let e = fit(Corpus::new(v(&huge), d.train_queries.view(), &d.train_items)).unwrap_err();
     assert!(e.to_string().contains("overflow"), "{e}");
 
     // searching
     let index = CartIndex::fit(
         &config(1),
-        Corpus::new(v(&d.items), v(&d.train_queries), &d.train_items),
+        Corpus::new(d.items.view(), d.train_queries.view(), &d.train_items),
         &device,
     )
     .unwrap();
-    let e = index.search(&d.test_queries, 0).unwrap_err();
+    let e = index.search(d.test_queries.view(), 0).unwrap_err();
     assert!(matches!(e, Error::InvalidConfig { field: "k", .. }), "{e}");
-    let e =
-        index.search_with(&d.test_queries, SearchOptions::new(3).with_rerank(true)).unwrap_err();
+    let e = index
+        .search_with(d.test_queries.view(), SearchOptions::new(3).with_rerank(true))
+        .unwrap_err();
     assert!(matches!(e, Error::Rerank(_)), "{e}");
-    let mut q = d.test_queries[..D].to_vec();
+    let mut q = flat(d.test_queries.view())[..D].to_vec();
     q[0] = f32::NAN;
-    assert!(index.search(&q, 3).is_err());
-    assert!(index.search(&d.test_queries[..D - 1], 3).is_err());
+    assert!(matches!(index.search(v(&q), 3), Err(Error::Model(_))));
+    let narrow = ArrayView2::from_shape((1, D - 1), &flat(d.test_queries.view())[..D - 1]).unwrap();
+    assert!(index.search(narrow, 3).is_err());
     assert!(matches!(index.id_of(60), Err(Error::UnknownItem { item: 60, .. })));
 }
 
@@ -364,8 +376,9 @@ fn fused_search_lambda_and_dense_head() {
     assert!(!index.history().start_valid.is_empty(), "the starting model is validated");
     let n = index.len() as u32;
     for mode in [SearchMode::Generated, SearchMode::Reranked, SearchMode::Fused] {
-        let hits =
-            index.search_with(&d.test_queries, SearchOptions::new(5).with_mode(mode)).unwrap();
+        let hits = index
+            .search_with(d.test_queries.view(), SearchOptions::new(5).with_mode(mode))
+            .unwrap();
         for h in &hits {
             assert!(!h.is_empty() && h.len() <= 5);
             assert!(h.iter().all(|x| x.item < n && x.score.is_finite()));
@@ -377,8 +390,10 @@ fn fused_search_lambda_and_dense_head() {
         }
     }
     let huge = SearchOptions::new(3).with_beam_width(usize::MAX >> 2);
-    assert_eq!(index.search_with(&d.test_queries[..D], huge).unwrap()[0].len(), 3);
-    assert!(index.search_with(&d.test_queries, SearchOptions::new(3).with_lambda(-1.0)).is_err());
+    assert_eq!(index.search_with(v(&flat(d.test_queries.view())[..D]), huge).unwrap()[0].len(), 3);
+    assert!(
+        index.search_with(d.test_queries.view(), SearchOptions::new(3).with_lambda(-1.0)).is_err()
+    );
 
     let root = scratch("fused");
     let dir = root.join("index");
@@ -387,18 +402,18 @@ fn fused_search_lambda_and_dense_head() {
     assert_eq!(back.config().fuse_lambda, Some(lambda));
     let fused = SearchOptions::new(5).with_mode(SearchMode::Fused);
     assert_eq!(
-        items(&index.search_with(&d.test_queries, fused).unwrap()),
-        items(&back.search_with(&d.test_queries, fused).unwrap())
+        items(&index.search_with(d.test_queries.view(), fused).unwrap()),
+        items(&back.search_with(d.test_queries.view(), fused).unwrap())
     );
     fs::remove_dir_all(&root).unwrap();
 
     // new items get dense-head rows and are searchable
-    let new = d.items[..2 * D].to_vec();
-    let new_q = d.items_in_query_space[..2 * D].to_vec();
-    let keys = index.add_items(v(&new), Some(v(&new_q)), None).unwrap();
+    let new = flat(d.items.view())[..2 * D].to_vec();
+    let new_q = flat(d.items_in_query_space.view())[..2 * D].to_vec();
+    let keys = index.add_items(NewItems::new(v(&new)).with_rerank(v(&new_q))).unwrap();
     assert_eq!(keys, n..n + 2);
-    assert_eq!(index.generator().config().n_items, n as usize + 2);
-    let hits = index.search_with(&new_q, SearchOptions::new(5).with_beam_width(20)).unwrap();
+    assert_eq!(index.generator().dims().n_items, n as usize + 2);
+    let hits = index.search_with(v(&new_q), SearchOptions::new(5).with_beam_width(20)).unwrap();
     assert!(hits.iter().flatten().all(|h| h.item < n + 2));
 }
 
@@ -442,7 +457,53 @@ fn fit_observed_reports_every_stage_in_order() {
     };
     assert_eq!(runs(&plain), runs(&index), "the same run, seconds aside");
     assert_eq!(
-        plain.search(&d.test_queries, 5).unwrap(),
-        index.search(&d.test_queries, 5).unwrap()
+        plain.search(d.test_queries.view(), 5).unwrap(),
+        index.search(d.test_queries.view(), 5).unwrap()
     );
+}
+
+/// The main job's path (K-Means + RQ-VAE identifiers, validation split) on tiny data: fit,
+/// save, load, search; the loaded config is the fitted one.
+#[test]
+fn coarse_to_fine_fit_save_load_search_round_trip() {
+    fn shared<T: Send + Sync>() {}
+    shared::<CartIndex>(); // one index can serve many threads
+
+    let _guard = rng_lock();
+    let d = data(120);
+    let mut c = IndexConfig::coarse_to_fine(D, 4, 2, 8).with_seed_everywhere(3);
+    if let QuantizerConfig::CoarseToFine(q) = &mut c.quantizer {
+        q.fine = q.fine.clone().with_d_latent(8).with_d_hidden(vec![16]);
+        q.train = q.train.clone().with_n_epochs(5).with_batch_size(64);
+    }
+    let small = config(2);
+    c.train = small.train;
+    c.generator = small.generator;
+    c.beam_width = 8;
+    c.validation_fraction = 0.2;
+    let index = CartIndex::fit(&c, corpus(&d), &Device::flex()).unwrap();
+    assert_eq!(index.len(), d.items.nrows());
+    assert_eq!(index.layout().id_len(), 4, "[k, v1, v2, u]");
+    let history = &index.history().epochs;
+    assert_eq!(history.len(), 2);
+    assert!(history.iter().all(|e| !e.valid.is_empty()), "validation ran: {history:?}");
+
+    let dir = scratch("coarse").join("idx");
+    index.save(&dir).unwrap();
+    let loaded = CartIndex::load(&dir, &Device::flex()).unwrap();
+    let json = |c: &IndexConfig| serde_json::to_string(c).unwrap();
+    assert_eq!(json(loaded.config()), json(index.config()), "the config round-trips");
+    // the fitted config is the given one with the fused search's lambda picked on validation
+    assert!(c.fuse_lambda.is_none());
+    c.fuse_lambda = index.config().fuse_lambda;
+    assert!(c.fuse_lambda.is_some());
+    assert_eq!(json(index.config()), json(&c));
+    assert_eq!(loaded.trie(), index.trie());
+    for opts in [SearchOptions::new(5), SearchOptions::new(5).with_mode(SearchMode::Fused)] {
+        let a = index.search_with(d.test_queries.view(), opts).unwrap();
+        assert_eq!(a.len(), d.test_queries.nrows());
+        assert!(a.iter().all(|h| h.len() == 5), "{opts:?}");
+        assert_eq!(a, loaded.search_with(d.test_queries.view(), opts).unwrap(), "{opts:?}");
+    }
+    fs::remove_dir_all(dir.parent().unwrap()).unwrap();
 }

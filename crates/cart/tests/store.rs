@@ -9,7 +9,7 @@ use std::time::Duration;
 use burn::prelude::Device;
 use cart::{CartIndex, Error, FineTune};
 
-use crate::index::{config, data, fit, rng_lock, scratch, v};
+use crate::index::{config, data, fit, rng_lock, scratch};
 
 /// The dense vectors of an index, exactly.
 fn dense_rows(index: &CartIndex) -> Vec<f32> {
@@ -60,8 +60,7 @@ fn files_from_another_index_or_save_are_refused() {
     let first = root.join("first");
     a.save(&first).unwrap();
     let mut later = a;
-    let ft =
-        FineTune { queries: v(&d.train_queries), items: &d.train_items, train: config(1).train };
+    let ft = FineTune::new(d.train_queries.view(), &d.train_items).with_train(config(1).train);
     later.fine_tune(&ft).unwrap();
     let second = root.join("second");
     later.save(&second).unwrap();

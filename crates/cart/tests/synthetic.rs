@@ -17,13 +17,13 @@ fn same_seed_same_corpus_other_seed_other_corpus() {
 #[test]
 fn shapes_norms_and_distinct_test_items() {
     let c = SyntheticConfig::new(300).with_dims(10, 6).generate().unwrap();
-    assert_eq!(c.items.len(), 300 * 10);
-    assert_eq!(c.items_in_query_space.len(), 300 * 6);
-    assert_eq!(c.train_queries.len(), 900 * 6);
+    assert_eq!(c.items.dim(), (300, 10));
+    assert_eq!(c.items_in_query_space.dim(), (300, 6));
+    assert_eq!(c.train_queries.dim(), (900, 6));
     assert_eq!(c.train_items.len(), 900);
-    assert_eq!(c.test_queries.len(), c.test_items.len() * 6);
+    assert_eq!(c.test_queries.dim(), (c.test_items.len(), 6));
     assert_eq!(c.test_items.len(), 300);
-    for row in c.items.chunks_exact(10).chain(c.train_queries.chunks_exact(6)) {
+    for row in c.items.rows().into_iter().chain(c.train_queries.rows()) {
         let norm: f32 = row.iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "{norm}");
     }
@@ -37,8 +37,8 @@ fn shapes_norms_and_distinct_test_items() {
 #[test]
 fn queries_find_their_items_densely_but_not_trivially() {
     let c = SyntheticConfig::new(2000).with_dims(32, 48).generate().unwrap();
-    let dense = DenseIndex::new(c.items_in_query_space.clone(), 48, Metric::Cosine).unwrap();
-    let hits = dense.search(&c.test_queries, 10).unwrap();
+    let dense = DenseIndex::new(c.items_in_query_space.view(), Metric::Cosine).unwrap();
+    let hits = dense.search(c.test_queries.view(), 10).unwrap();
     let relevant: Vec<Vec<u32>> = c.test_items.iter().map(|&i| vec![i]).collect();
     let m = evaluate(&hits, &relevant, &[1, 10]).unwrap();
     // chance is 1/2000 at R@1: the queries carry the item, but noise and near neighbours in
@@ -49,8 +49,8 @@ fn queries_find_their_items_densely_but_not_trivially() {
     // the item vectors themselves live in another space: the same queries, scored against
     // them, do no better than chance-level structure allows
     let other = SyntheticConfig::new(2000).with_dims(48, 48).generate().unwrap();
-    let raw = DenseIndex::new(other.items.clone(), 48, Metric::Cosine).unwrap();
-    let raw_hits = raw.search(&other.test_queries, 10).unwrap();
+    let raw = DenseIndex::new(other.items.view(), Metric::Cosine).unwrap();
+    let raw_hits = raw.search(other.test_queries.view(), 10).unwrap();
     let rel: Vec<Vec<u32>> = other.test_items.iter().map(|&i| vec![i]).collect();
     let raw_m = evaluate(&raw_hits, &rel, &[10]).unwrap();
     assert!(raw_m[0].recall < 0.05, "the transform must hide the item space: {}", raw_m[0].recall);
