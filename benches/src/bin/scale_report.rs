@@ -4,7 +4,9 @@
 //! K-Means codes, K = sqrt(n), M = 3, C = 64: identifier collisions, trie bytes per item); up to
 //! `TRAIN_MAX` items (default 10,000) also the generator (d_model 128, 2 + 2 layers, `EPOCHS`
 //! epochs, default 8) and its test Recall@1/10 and queries per second next to exact dense search
-//! and the re-ranked beams. Training on 100k+ items is a GPU job; on 2 CPU cores it takes hours.
+//! and the re-ranked beams, beside supervised dense search (`cart::supervised_centroids`: each
+//! item plus its training queries, the bar a learned retriever must beat). Training on 100k+
+//! items is a GPU job; on 2 CPU cores it takes hours.
 //!
 //! `cargo run --release -p cart-benches --bin scale_report [-- 1000 10000 100000 1000000]`
 //! (`TRAIN_MAX=0` skips training; `EPOCHS=N`; `HIER=S` draws the hierarchical corpus of
@@ -41,9 +43,9 @@ fn main() -> Result<()> {
     let device: Device = cart_benches::device();
     let (d, m, c) = (64, 3, 64);
     println!(
-        "| items | corpus | codes (fit + encode) | collide | trie B/item | dense R@1 / R@10 | dense q/s | generator R@1 / R@10 | generator q/s | + re-rank R@1 / R@10 | train |"
+        "| items | corpus | codes (fit + encode) | collide | trie B/item | dense R@1 / R@10 | dense q/s | supervised dense R@1 / R@10 | generator R@1 / R@10 | generator q/s | + re-rank R@1 / R@10 | train |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for n in sizes {
         let t = Instant::now();
         let data = match hier {
@@ -69,6 +71,15 @@ fn main() -> Result<()> {
         let exact = dense.search(data.test_queries.view(), 10)?;
         let dense_qps = data.test_items.len() as f64 / t.elapsed().as_secs_f64();
         let (d1, d10) = recall(&exact, &data.test_items)?;
+        // the bar: each item's vector plus its training queries' vectors (the generator's pairs)
+        let centroids = cart::supervised_centroids(
+            data.items_in_query_space.view(),
+            data.train_queries.view(),
+            &data.train_items,
+        )?;
+        let supervised = DenseIndex::new(centroids.view(), Metric::Cosine)?
+            .search(data.test_queries.view(), 10)?;
+        let (s1, s10) = recall(&supervised, &data.test_items)?;
 
         let generated = if n <= train_max {
             let mut config = IndexConfig::residual(k, m, c);
@@ -99,7 +110,7 @@ fn main() -> Result<()> {
             None => "- | - | - | not trained".into(),
         };
         println!(
-            "| {n} | {t_corpus:.2} s | {t_codes:.1} s | {:.1}% | {bytes:.1} | {d1:.3} / {d10:.3} | {dense_qps:.0} | {trained} |",
+            "| {n} | {t_corpus:.2} s | {t_codes:.1} s | {:.1}% | {bytes:.1} | {d1:.3} / {d10:.3} | {dense_qps:.0} | {s1:.3} / {s10:.3} | {trained} |",
             100.0 * ids.collision_rate()
         );
     }
