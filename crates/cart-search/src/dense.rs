@@ -69,7 +69,14 @@ impl DenseIndex {
     pub fn from_prepared(vectors: Array2<f32>, metric: Metric) -> Result<Self> {
         let dim = vectors.ncols();
         let vectors: Vec<f32> = if vectors.is_standard_layout() {
-            vectors.into_raw_vec_and_offset().0
+            // contiguous from the first element's offset (an array sliced in place keeps the
+            // dropped values in its buffer)
+            let n = vectors.len();
+            let (mut raw, offset) = vectors.into_raw_vec_and_offset();
+            let start = offset.unwrap_or(0);
+            raw.truncate(start + n);
+            raw.drain(..start);
+            raw
         } else {
             vectors.iter().copied().collect()
         };

@@ -136,3 +136,18 @@ fn append_equals_one_build_and_refuses_mismatches() {
     assert!(matches!(first.append(ip), Err(Error::InvalidParameter { .. })));
     assert_eq!(first, before);
 }
+
+#[test]
+fn from_prepared_takes_exactly_the_rows_of_an_array_collapsed_in_place() {
+    let rows = [[1.0f32, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, -0.6]];
+    let mut a = ndarray::Array2::from_shape_fn((4, 2), |(i, j)| rows[i][j]);
+    a.collapse_axis(ndarray::Axis(0), 2); // row 2 alone: standard layout, offset 4 of 8 values
+    let index = DenseIndex::from_prepared(a, Metric::Cosine).unwrap();
+    assert_eq!(index.len(), 1);
+    assert_eq!(index.vector(0), Some(&rows[2][..]));
+    let mut t = ndarray::Array2::from_shape_fn((2, 2), |(i, j)| rows[i][j]);
+    t.swap_axes(0, 1); // not standard layout: copied row by row
+    let index = DenseIndex::from_prepared(t, Metric::Cosine).unwrap();
+    assert_eq!(index.vector(0), Some(&[1.0f32, 0.0][..]));
+    assert_eq!(index.vector(1), Some(&[0.0f32, 1.0][..]));
+}
