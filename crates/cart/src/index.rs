@@ -520,6 +520,107 @@ impl CartIndex {
         Ok(history)
     }
 
+    /// [`CartIndex::resume_observed`] without an observer.
+    ///
+    /// # Errors
+    ///
+    /// As [`CartIndex::resume_observed`].
+    pub fn resume(
+        &mut self,
+        queries: ArrayView2<'_, f32>,
+        query_items: &[u32],
+        n_epochs: usize,
+    ) -> Result<TrainHistory> {
+        self.resume_observed(queries, query_items, n_epochs, &mut |_| {})
+    }
+
+    /// Continues [`CartIndex::fit`]'s training for `n_epochs` more epochs, from the
+    /// generator's current weights: the way to resume a fit that was stopped (or saved early)
+    /// and loaded back. Give the pairs the index was fitted on: they are split into training
+    /// and validation with the index's seed and `validation_fraction`, exactly as `fit` split
+    /// them, so the held-out pairs stay held out. The run keeps its best epoch by validation
+    /// Recall@1, the starting model included (a resumed index never validates worse than
+    /// before), and its epochs are appended to [`CartIndex::history`] (numbered on from the
+    /// last). The optimizer state and the learning-rate schedule start afresh; the fused
+    /// score's `lambda` is kept. On error the index is unchanged.
+    ///
+    /// # Errors
+    ///
+    /// As [`CartIndex::fine_tune`], and [`Error::InvalidConfig`] for `n_epochs == 0`.
+    pub fn resume_observed(
+        &mut self,
+        queries: ArrayView2<'_, f32>,
+        query_items: &[u32],
+        n_epochs: usize,
+        observer: &mut dyn FnMut(Event<'_>),
+    ) -> Result<TrainHistory> {
+        if n_epochs == 0 {
+            return Err(Error::config("n_epochs", 0, "must be at least 1"));
+        }
+        expect_dim(queries, "training queries", self.query_dim())?;
+        if queries.nrows() != query_items.len() {
+            return Err(Error::LengthMismatch {
+                what: "training queries and their items",
+                left: queries.nrows(),
+                right: query_items.len(),
+            });
+        }
+        if queries.nrows() == 0 {
+            return Err(Error::EmptyData { what: "training queries" });
+        }
+        let n = self.len();
+        if let Some(&item) = query_items.iter().find(|&&i| i as usize >= n) {
+            return Err(Error::UnknownItem { item, n_items: n });
+        }
+        check_finite(queries, "training queries")?;
+        let (train, valid) = split_pairs(queries, query_items, &self.config);
+        let width = self.query_dim();
+        // the augmentations' item vectors, as in `fine_tune`: the stored re-rank vectors, or
+        // without them the training queries' centroids
+        let targets = match self.dense.as_ref().filter(|d| d.len() == n) {
+            Some(d) => flat(d.vectors()).into_owned(),
+            None => centroids(None, n, &train.0, &train.1, width)?,
+        };
+        let valid_pairs = match valid.1.is_empty() {
+            true => None,
+            false => Some(Pairs::new(rows(&valid.0, width)?, &valid.1)),
+        };
+        let pairs =
+            Pairs::new(rows(&train.0, width)?, &train.1).with_item_vectors(rows(&targets, width)?);
+        let train_config = self.config.train.clone().with_n_epochs(n_epochs);
+        observer(Event::TrainingStarted {
+            n_train: train.1.len(),
+            n_valid: valid.1.len(),
+            n_epochs,
+        });
+        let t = Instant::now();
+        let (generator, run) = self.generator.fit_more_observed(
+            pairs,
+            valid_pairs,
+            &self.trie,
+            &train_config,
+            &mut |e| observer(Event::Training(e)),
+        )?;
+        let offset = self.history.epochs.len();
+        observer(Event::Trained {
+            n_params: generator.n_params(),
+            seconds: t.elapsed().as_secs_f64(),
+            best_epoch: match run.best_epoch {
+                0 => self.history.best_epoch,
+                best => offset + best,
+            },
+        });
+        if run.best_epoch != 0 {
+            self.history.best_epoch = offset + run.best_epoch;
+        }
+        self.history.epochs.extend(run.epochs.iter().cloned().map(|mut e| {
+            e.epoch += offset;
+            e
+        }));
+        self.generator = generator;
+        Ok(run)
+    }
+
     /// The generator trained further on `ft` against the identifiers in `trie`.
     fn trained(
         &self,

@@ -507,3 +507,53 @@ fn coarse_to_fine_fit_save_load_search_round_trip() {
     }
     fs::remove_dir_all(dir.parent().unwrap()).unwrap();
 }
+
+/// `resume` continues a fit on the same split: the history runs on, the kept model never
+/// validates worse than the one it started from, the save round-trips it, and bad pairs leave
+/// the index unchanged.
+#[test]
+fn resume_continues_the_fit_and_never_validates_worse() {
+    let _guard = rng_lock();
+    let d = data(150);
+    let mut c = config(1);
+    c.validation_fraction = 0.2;
+    let mut index = CartIndex::fit(&c, corpus(&d), &Device::flex()).unwrap();
+    let before = index.history().clone();
+    let kept = |h: &cart::model::TrainHistory| match h.best_epoch {
+        0 => h.start_valid[0].recall,
+        e => h.epochs[e - 1].valid[0].recall,
+    };
+    let best_before = kept(&before);
+    let (q, qi) = (d.train_queries.view(), &d.train_items[..]);
+
+    // bad pairs first: nothing changes
+    let hits = index.search(d.test_queries.view(), 5).unwrap();
+    assert!(matches!(index.resume(q, &qi[1..], 1), Err(Error::LengthMismatch { .. })));
+    assert!(matches!(index.resume(q, qi, 0), Err(Error::InvalidConfig { .. })));
+    let mut far = qi.to_vec();
+    far[0] = 10_000;
+    assert!(matches!(index.resume(q, &far, 1), Err(Error::UnknownItem { item: 10_000, .. })));
+    assert_eq!(index.history(), &before);
+    assert_eq!(index.search(d.test_queries.view(), 5).unwrap(), hits);
+
+    let mut seen = Vec::new();
+    let run = index.resume_observed(q, qi, 2, &mut |e| {
+        if let cart::Event::TrainingStarted { n_valid, n_epochs, .. } = e {
+            seen.push((n_valid, n_epochs));
+        }
+    });
+    let run = run.unwrap();
+    // the fit's split: the same 20% of the pairs held out
+    assert_eq!(seen, vec![((qi.len() as f64 * 0.2) as usize, 2)]);
+    assert_eq!(run.epochs.len(), 2);
+    let history = index.history();
+    let numbers: Vec<usize> = history.epochs.iter().map(|e| e.epoch).collect();
+    assert_eq!(numbers, vec![1, 2, 3]);
+    assert_eq!(history.epochs[0], before.epochs[0], "the fit's epoch is kept as it was");
+    assert!(kept(history) >= best_before, "{} < {best_before}", kept(history));
+
+    let dir = scratch("resume").join("idx");
+    index.save(&dir).unwrap();
+    let loaded = CartIndex::load(&dir, &Device::flex()).unwrap();
+    assert_eq!(loaded.history(), index.history());
+}
