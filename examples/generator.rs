@@ -21,7 +21,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
-use cart_examples::{EmojiData, Report, default_data_dir, rows, show_examples};
+use cart_cli::Evaluation;
+use cart_examples::{EmojiData, default_data_dir, rows, show_examples};
 use cart_model::{GeneratorConfig, Pairs, TrainConfig};
 use cart_quant::{
     CoarseToFineConfig, KMeansConfig, Quantizer, ResidualQuantizerConfig, RqVaeConfig,
@@ -99,7 +100,7 @@ fn parse() -> Result<Args> {
 
 fn main() -> Result<()> {
     let args = parse()?;
-    let device: Device = cart_examples::device(&args.device)?;
+    let device: Device = cart_cli::device(&args.device)?;
     let data = EmojiData::load(default_data_dir())?;
     let (n, d_item) = (data.items.rows(), data.items.cols());
     let d_query = data.train_queries.cols();
@@ -236,23 +237,23 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let ranked = generator.search(&trie, search, data.test_queries.view())?;
     let secs = t.elapsed();
-    let report = Report::new(&data.test_items);
+    let report = Evaluation::new(&data.test_items);
     println!(
         "\ntest: {} held-out queries in other languages, top 10, beam {}",
         data.test_items.len(),
         args.beam
     );
-    report.line("generator", &ranked, secs)?;
+    println!("{}", report.row("generator", &ranked, secs)?);
 
     // 4. The dense baseline a user would otherwise pick (e5 on both sides), and the generator's
     //    beams re-ranked by the same dense similarity.
     let dense = DenseIndex::new(data.items_e5.view(), Metric::Cosine)?;
     let t = Instant::now();
     let dense_ranked = dense.search(data.test_queries.view(), 10)?;
-    report.line("exact dense (e5, cosine)", &dense_ranked, t.elapsed())?;
+    println!("{}", report.row("exact dense (e5, cosine)", &dense_ranked, t.elapsed())?);
     let t = Instant::now();
     let reranked = dense.rerank(data.test_queries.view(), &ranked)?;
-    report.line("generator + dense re-rank", &reranked, secs + t.elapsed())?;
+    println!("{}", report.row("generator + dense re-rank", &reranked, secs + t.elapsed())?);
 
     // 5. A few readable queries.
     println!();

@@ -83,7 +83,7 @@ fn main() -> Result<()> {
         input.display()
     );
 
-    let device: Device = cart_examples::device(&device)?;
+    let device: Device = cart_cli::device(&device)?;
     let config = CoarseToFineConfig::new(
         KMeansConfig::new(coarse).with_seed(seed),
         RqVaeConfig::new(d).with_n_levels(levels).with_codebook_size(codes_per_level),

@@ -13,6 +13,7 @@
 //!     [--no-fusion] [--quantizer c2f|rq] [--shape 64x3x32] [--ids-from minilm|e5|supervised] [--beam 10]
 //!     [--seed 0] [--save DIR] [--quiet] [--no-dense-head] [--item-queries 1.0]
 //!     [--interpolation 0.5] [--raw-targets] [--transformer-scale 0.1] [--device cpu|wgpu]
+//!     [--plot DIR]
 //! ```
 //!
 //! - Names (on; `--no-names` drops them): each item's English name, embedded by the query
@@ -35,13 +36,17 @@
 //! - `--device cpu` (burn's flex backend, the default) or `--device wgpu` (build with
 //!   `--features wgpu`): the device is always chosen explicitly, since burn's
 //!   `Device::default()` picks wgpu whenever it is built.
+//! - `--plot DIR` writes `DIR/training.svg` (loss and validation recall per epoch) and
+//!   `DIR/recall.svg` (Recall@k for k = 1..50 of every method), as `cart fit --plot` and
+//!   `cart eval --plot` do.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use cart::search::{DenseIndex, Hit, Metric};
 use cart::{CartIndex, Corpus, IndexConfig, SearchMode, SearchOptions};
-use cart_examples::{EmojiData, FitProgress, Report, default_data_dir, rows, show_examples};
+use cart_cli::{Evaluation, FitProgress, plot, progress};
+use cart_examples::{EmojiData, default_data_dir, rows, show_examples};
 
 struct Args {
     epochs: Option<usize>,
@@ -62,6 +67,7 @@ struct Args {
     transformer_scale: Option<f64>,
     shape: (usize, usize, usize),
     device: String,
+    plot: Option<String>,
 }
 
 fn parse() -> Result<Args> {
@@ -84,6 +90,7 @@ fn parse() -> Result<Args> {
         transformer_scale: None,
         shape: (64, 3, 32),
         device: "cpu".into(),
+        plot: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -99,6 +106,7 @@ fn parse() -> Result<Args> {
             "--beam" => a.beam = value()?.parse()?,
             "--seed" => a.seed = value()?.parse()?,
             "--save" => a.save = Some(value()?),
+            "--plot" => a.plot = Some(value()?),
             "--quiet" => a.quiet = true,
             "--device" => a.device = value()?,
             "--no-dense-head" => a.dense_head = false,
@@ -129,7 +137,7 @@ fn parse() -> Result<Args> {
 fn main() -> Result<()> {
     let args = parse()?;
     let started = Instant::now();
-    let device = cart_examples::device(&args.device)?;
+    let device = cart_cli::device(&args.device)?;
     let data = EmojiData::load(default_data_dir())?;
     let (n, d_item, d_query) = (data.items.rows(), data.items.cols(), data.test_queries.cols());
     println!(
@@ -204,28 +212,34 @@ fn main() -> Result<()> {
         println!("saved to {dir} and loaded back ({} items)", again.len());
     }
 
-    // Held-out queries in other languages: generator, exact dense, generator + re-rank.
+    // Held-out queries in other languages: generator, fused, re-ranked, and the dense
+    // baselines, searched as `cart eval` searches (in chunks, with a progress bar).
     let test = data.test_queries.view();
-    let report = Report::new(&data.test_items);
+    let report = Evaluation::new(&data.test_items);
     println!(
         "\ntest: {} held-out queries in other languages (ar fi hi ja ko pl ru sv tr zh), top 10, \
          beam {}",
         data.test_items.len(),
         args.beam
     );
-    let t = Instant::now();
-    let generated = index.search(test, 10)?;
-    report.line("generator (CART)", &generated, t.elapsed())?;
-    let t = Instant::now();
-    let fused = index.search_with(test, SearchOptions::new(10).with_mode(SearchMode::Fused))?;
-    report.line("fused: cos + lambda log p (50 cand.)", &fused, t.elapsed())?;
-    let t = Instant::now();
-    let reranked = index.search_with(test, SearchOptions::new(10).with_rerank(true))?;
-    report.line("generator + re-rank (50 cand.)", &reranked, t.elapsed())?;
+    let quiet = args.quiet;
+    let searched = |options: SearchOptions| -> Result<(Vec<Vec<Hit>>, std::time::Duration)> {
+        let t = Instant::now();
+        let hits = progress::search(&index, test, options, "test", quiet)?;
+        Ok((hits, t.elapsed()))
+    };
+    let fused_options = SearchOptions::new(10).with_mode(SearchMode::Fused);
+    let reranked_options = SearchOptions::new(10).with_rerank(true);
+    let (generated, took) = searched(SearchOptions::new(10))?;
+    println!("{}", report.row("generator (CART)", &generated, took)?);
+    let (fused, took) = searched(fused_options)?;
+    println!("{}", report.row("fused: cos + lambda log p (50 cand.)", &fused, took)?);
+    let (reranked, took) = searched(reranked_options)?;
+    println!("{}", report.row("generator + re-rank (50 cand.)", &reranked, took)?);
     let zero_shot = DenseIndex::new(data.items_e5.view(), Metric::Cosine)?;
     let t = Instant::now();
     let exact: Vec<Vec<Hit>> = zero_shot.search(test, 10)?;
-    report.line("exact dense, zero-shot (e5, cosine)", &exact, t.elapsed())?;
+    println!("{}", report.row("exact dense, zero-shot (cosine)", &exact, t.elapsed())?);
     // The honest bar: each item's vector plus all its training queries (the same pairs the
     // generator trains on), normalised, then cosine.
     let centroids =
@@ -233,7 +247,36 @@ fn main() -> Result<()> {
     let supervised = DenseIndex::new(centroids.view(), Metric::Cosine)?;
     let t = Instant::now();
     let sup: Vec<Vec<Hit>> = supervised.search(test, 10)?;
-    report.line("supervised dense (item + its queries)", &sup, t.elapsed())?;
+    println!("{}", report.row("supervised dense (item + its queries)", &sup, t.elapsed())?);
+
+    if let Some(dir) = &args.plot {
+        let dir = std::path::Path::new(dir);
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        plot::training_curves(index.history(), &dir.join("training.svg"))?;
+        // Recall@k up to 50: the generated searches with 50 beams
+        let wide = |o: SearchOptions| SearchOptions { k: 50, beam_width: Some(50), ..o };
+        let mut curves = Vec::new();
+        for (name, options) in [
+            ("generator (CART)", SearchOptions::new(10)),
+            ("fused: cos + lambda log p", fused_options),
+            ("generator + re-rank", reranked_options),
+        ] {
+            let hits = progress::search(&index, test, wide(options), "plot", quiet)?;
+            curves.push((name.to_owned(), report.recall_curve(&hits, 50)?));
+        }
+        curves.push((
+            "exact dense, zero-shot".into(),
+            report.recall_curve(&zero_shot.search(test, 50)?, 50)?,
+        ));
+        curves.push((
+            "supervised dense".into(),
+            report.recall_curve(&supervised.search(test, 50)?, 50)?,
+        ));
+        let title =
+            format!("Recall@k, {} held-out emoji queries (generated: beam 50)", report.len());
+        plot::recall_curves(&curves, &title, &dir.join("recall.svg"))?;
+        println!("plots: {0}/training.svg, {0}/recall.svg", dir.display());
+    }
 
     println!();
     show_examples(&data, &[("generator", &generated), ("dense", &exact)], 6);
