@@ -12,7 +12,8 @@
 //! cargo run --release --example quickstart -- [--epochs 4] [--lr 1e-3] [--rdrop] [--no-names]
 //!     [--no-fusion] [--quantizer c2f|rq] [--shape 64x3x32] [--ids-from minilm|e5|supervised] [--beam 10]
 //!     [--seed 0] [--save DIR] [--quiet] [--no-dense-head] [--item-queries 1.0]
-//!     [--interpolation 0.5] [--raw-targets] [--transformer-scale 0.1] [--device cpu|wgpu]
+//!     [--interpolation 0.5] [--targets auto|supervised|raw] [--rerank-vectors auto|supervised|raw]
+//!     [--subtree-prior auto|on|off] [--transformer-scale 0.1] [--device cpu|wgpu]
 //!     [--plot DIR]
 //! ```
 //!
@@ -63,7 +64,10 @@ struct Args {
     dense_head: bool,
     item_queries: Option<f64>,
     interpolation: Option<f64>,
-    raw_targets: bool,
+    /// Given: `Some(true)` supervised centroids, `Some(false)` raw vectors, `None` picked.
+    targets: Option<Option<bool>>,
+    rerank_vectors: Option<Option<bool>>,
+    subtree_prior: Option<Option<bool>>,
     transformer_scale: Option<f64>,
     shape: (usize, usize, usize),
     device: String,
@@ -86,7 +90,9 @@ fn parse() -> Result<Args> {
         dense_head: true,
         item_queries: None,
         interpolation: None,
-        raw_targets: false,
+        targets: None,
+        rerank_vectors: None,
+        subtree_prior: None,
         transformer_scale: None,
         shape: (64, 3, 32),
         device: "cpu".into(),
@@ -112,7 +118,17 @@ fn parse() -> Result<Args> {
             "--no-dense-head" => a.dense_head = false,
             "--item-queries" => a.item_queries = Some(value()?.parse()?),
             "--interpolation" => a.interpolation = Some(value()?.parse()?),
-            "--raw-targets" => a.raw_targets = true,
+            "--raw-targets" => a.targets = Some(Some(false)),
+            "--targets" => a.targets = Some(choice(&flag, &value()?)?),
+            "--rerank-vectors" => a.rerank_vectors = Some(choice(&flag, &value()?)?),
+            "--subtree-prior" => {
+                a.subtree_prior = Some(match value()?.as_str() {
+                    "auto" => None,
+                    "on" => Some(true),
+                    "off" => Some(false),
+                    other => bail!("--subtree-prior {other}: expected auto, on or off"),
+                });
+            }
             "--transformer-scale" => a.transformer_scale = Some(value()?.parse()?),
             "--shape" => {
                 let v = value()?;
@@ -132,6 +148,16 @@ fn parse() -> Result<Args> {
         }
     }
     Ok(a)
+}
+
+/// `auto` (picked on validation), `supervised` or `raw`.
+fn choice(flag: &str, value: &str) -> Result<Option<bool>> {
+    Ok(match value {
+        "auto" => None,
+        "supervised" => Some(true),
+        "raw" => Some(false),
+        other => bail!("{flag} {other}: expected auto, supervised or raw"),
+    })
 }
 
 fn main() -> Result<()> {
@@ -178,7 +204,15 @@ fn main() -> Result<()> {
     if args.ids_from == "supervised" {
         config.id_vectors = cart::IdVectors::Supervised;
     }
-    config.supervised_targets = !args.raw_targets;
+    if let Some(t) = args.targets {
+        config.supervised_targets = t;
+    }
+    if let Some(r) = args.rerank_vectors {
+        config.rerank_supervised = r;
+    }
+    if let Some(p) = args.subtree_prior {
+        config.subtree_prior = p;
+    }
     if let Some(x) = args.item_queries {
         config.train = config.train.with_item_queries(x);
     }

@@ -84,6 +84,18 @@ fn main() -> Result<()> {
         let generated = if n <= train_max {
             let mut config = IndexConfig::residual(k, m, c);
             config.train = config.train.with_n_epochs(epochs).with_batch_size(256);
+            // the dense head's tables and the re-rank vectors: picked on the validation split
+            // (here drawn like the test queries), or TARGETS=supervised|raw
+            let choice = match std::env::var("TARGETS").as_deref() {
+                Ok("supervised") => Some(true),
+                Ok("raw") => Some(false),
+                Ok("auto") | Err(_) => None,
+                Ok(other) => anyhow::bail!("TARGETS={other}: expected auto, supervised or raw"),
+            };
+            config.supervised_targets = choice;
+            config.rerank_supervised = choice;
+            config.beam_width = env("BEAM", config.beam_width)?;
+            config.generator.subtree_prior = env("PRIOR", 0)? == 1;
             let corpus = Corpus::new(items, data.train_queries.view(), &data.train_items)
                 .with_rerank(data.items_in_query_space.view());
             let t = Instant::now();
@@ -94,6 +106,20 @@ fn main() -> Result<()> {
             let qps = data.test_items.len() as f64 / t.elapsed().as_secs_f64();
             let reranked = index
                 .search_with(data.test_queries.view(), SearchOptions::new(10).with_rerank(true))?;
+            let fused = index.search_with(
+                data.test_queries.view(),
+                SearchOptions::new(10).with_mode(cart::SearchMode::Fused),
+            )?;
+            let h = index.history();
+            let r1 = |m: &[cart::search::RetrievalMetrics]| m.first().map_or(f64::NAN, |m| m.recall);
+            eprintln!(
+                "n {n}: floor (valid) R@1 {:.3}, best epoch {} valid R@1 {:.3}, fused R@1/R@10 {:?}, lambda {:?}",
+                r1(&h.start_valid),
+                h.best_epoch,
+                h.epochs.get(h.best_epoch.saturating_sub(1)).map_or(f64::NAN, |e| r1(&e.valid)),
+                recall(&fused, &data.test_items)?,
+                index.config().fuse_lambda,
+            );
             Some((
                 recall(&hits, &data.test_items)?,
                 qps,
@@ -105,12 +131,12 @@ fn main() -> Result<()> {
         };
         let trained = match generated {
             Some(((g1, g10), qps, (r1, r10), t_train)) => format!(
-                "{g1:.3} / {g10:.3} | {qps:.0} | {r1:.3} / {r10:.3} | {t_train:.0} s ({epochs} epochs)"
+                "{g1:.4} / {g10:.3} | {qps:.0} | {r1:.4} / {r10:.3} | {t_train:.0} s ({epochs} epochs)"
             ),
             None => "- | - | - | not trained".into(),
         };
         println!(
-            "| {n} | {t_corpus:.2} s | {t_codes:.1} s | {:.1}% | {bytes:.1} | {d1:.3} / {d10:.3} | {dense_qps:.0} | {s1:.3} / {s10:.3} | {trained} |",
+            "| {n} | {t_corpus:.2} s | {t_codes:.1} s | {:.1}% | {bytes:.1} | {d1:.4} / {d10:.3} | {dense_qps:.0} | {s1:.4} / {s10:.3} | {trained} |",
             100.0 * ids.collision_rate()
         );
     }

@@ -161,6 +161,20 @@ struct FitArgs {
     /// Add the R-Drop term (doubles the cost of a step; worth it on a GPU) [default: off].
     #[arg(long)]
     rdrop: bool,
+    /// The dense head's tables: the items' supervised centroids (re-rank vector plus its
+    /// training queries), their raw re-rank vectors, or auto: the one whose training-free
+    /// generator retrieves better on the validation split [default: supervised].
+    #[arg(long, value_enum)]
+    targets: Option<Choice>,
+    /// The vectors the re-ranked and fused searches score against (auto: picked with lambda
+    /// on the validation split) [default: supervised].
+    #[arg(long, value_enum)]
+    rerank_vectors: Option<Choice>,
+    /// Add ln(items below) to every trie node's dense-head score (the subtree prior): on,
+    /// off, or auto: whichever training-free generator retrieves better on the validation
+    /// split [default: auto].
+    #[arg(long, value_enum)]
+    subtree_prior: Option<Toggle>,
     /// One seed for the split, the quantizer and the training [default: 0].
     #[arg(long)]
     seed: Option<u64>,
@@ -170,6 +184,38 @@ struct FitArgs {
     /// Image format of --plot (png needs a build with --features png).
     #[arg(long, value_enum, default_value = "svg")]
     plot_format: PlotFormat,
+}
+
+/// A choice made on the validation split unless given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Choice {
+    /// Picked on the validation split during the fit.
+    Auto,
+    /// The items' supervised centroids.
+    Supervised,
+    /// The raw re-rank vectors.
+    Raw,
+}
+
+impl Choice {
+    fn supervised(self) -> Option<bool> {
+        match self {
+            Choice::Auto => None,
+            Choice::Supervised => Some(true),
+            Choice::Raw => Some(false),
+        }
+    }
+}
+
+/// On, off, or picked on the validation split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Toggle {
+    /// Picked on the validation split during the fit.
+    Auto,
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -451,6 +497,19 @@ fn config_from(a: &FitArgs, d_item: usize) -> Result<IndexConfig> {
     if let Some(v) = a.candidates {
         config.fuse_candidates = v;
     }
+    if let Some(v) = a.targets {
+        config.supervised_targets = v.supervised();
+    }
+    if let Some(v) = a.rerank_vectors {
+        config.rerank_supervised = v.supervised();
+    }
+    if let Some(v) = a.subtree_prior {
+        config.subtree_prior = match v {
+            Toggle::Auto => None,
+            Toggle::On => Some(true),
+            Toggle::Off => Some(false),
+        };
+    }
     Ok(config)
 }
 
@@ -708,8 +767,8 @@ fn eval(a: EvalArgs, quiet: bool, device: &Device) -> Result<()> {
     };
     if let Some(d) = index.dense() {
         let name = match index.config().rerank_supervised {
-            true => "exact dense, the index's centroids",
-            false => "exact dense, the index's vectors",
+            Some(false) => "exact dense, the index's vectors",
+            _ => "exact dense, the index's centroids",
         };
         rows.push(dense_row(name, d)?);
     }

@@ -79,6 +79,12 @@ pub struct GeneratorConfig {
     /// Default: 0.1.
     #[config(default = 0.1)]
     pub transformer_scale: f64,
+    /// With the dense head, every child's logit also gains `ln(n)`, `n` the number of items
+    /// below it: the prior of a mixture whose components are the subtrees, so that the
+    /// subtree scores approximate the log-sum-exp of their items' scores and the product of
+    /// the steps approximates one softmax over all items. Default: false.
+    #[config(default = false)]
+    pub subtree_prior: bool,
 }
 
 /// The sizes of a [`Generator`](crate::Generator) that come from its data: the query width,
@@ -290,6 +296,7 @@ impl GeneratorConfig {
                 [self.dense_scale.ln() as f32],
                 device,
             )),
+            subtree_prior: self.subtree_prior,
         });
         let mut output = LinearConfig::new(d, dims.vocab_size).init(device);
         if self.dense_head {
@@ -613,6 +620,8 @@ pub(crate) struct DenseHead {
     pub(crate) items: Param<Tensor<2>>,
     /// `ln(scale)`, `[1]`.
     pub(crate) log_scale: Param<Tensor<1>>,
+    /// [`GeneratorConfig::subtree_prior`].
+    pub(crate) subtree_prior: bool,
 }
 
 /// How far one unit of the dense head's `map` parameter moves `W` from the identity: Adam
@@ -665,11 +674,14 @@ impl DenseHead {
         let lo = group.lo.clone().reshape([b * size]);
         let hi = group.hi.clone().reshape([b * size]);
         let count = (hi.clone() - lo.clone()).float().clamp_min(1.0).reshape([b * size, 1]);
-        let means = (sums.clone().select(0, hi) - sums.clone().select(0, lo)) / count;
+        let means = (sums.clone().select(0, hi) - sums.clone().select(0, lo)) / count.clone();
         let norms = (means.clone() * means.clone()).sum_dim(1).reshape([b, size]);
         let dots =
             means.reshape([b, size, w]).matmul(projected.reshape([b, w, 1])).reshape([b, size]);
-        let scores = dots - norms * self.scale().reshape([1, 1]).mul_scalar(0.5);
+        let mut scores = dots - norms * self.scale().reshape([1, 1]).mul_scalar(0.5);
+        if self.subtree_prior {
+            scores = scores + count.log().reshape([b, size]);
+        }
         scores.mask_fill(group.valid.clone().bool_not(), -1.0e9)
     }
 }

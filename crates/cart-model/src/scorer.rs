@@ -120,6 +120,7 @@ struct HostDense {
     projected: Vec<f32>,
     sums: Arc<Vec<f32>>,
     scale: f32,
+    subtree_prior: bool,
 }
 
 impl<'g> GeneratorScorer<'g> {
@@ -140,6 +141,7 @@ impl<'g> GeneratorScorer<'g> {
                     projected: to_f32(head.project(q.clone()))?,
                     sums,
                     scale: to_f32(head.scale())?[0],
+                    subtree_prior: head.subtree_prior,
                 }),
                 _ => None,
             };
@@ -193,7 +195,8 @@ impl GeneratorScorer<'_> {
                 mean.iter_mut().zip(hi.iter().zip(lo)).for_each(|(m, (h, l))| *m = (h - l) / count);
                 let dot: f32 = mean.iter().zip(q).map(|(m, x)| m * x).sum();
                 let norm: f32 = mean.iter().map(|m| m * m).sum();
-                let score = raw[b * vocab + t as usize] + dot - 0.5 * dense.scale * norm;
+                let prior = if dense.subtree_prior { count.ln() } else { 0.0 };
+                let score = raw[b * vocab + t as usize] + dot - 0.5 * dense.scale * norm + prior;
                 row[t as usize] = score;
                 max = max.max(score);
             }

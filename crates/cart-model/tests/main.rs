@@ -582,6 +582,68 @@ fn untrained_dense_head_ranks_coarse_tokens_by_centroid_similarity() {
     assert_eq!(best, rank(&rule(&q))[0]);
 }
 
+/// With `subtree_prior`, an untrained generator's first step is the log-softmax of
+/// `scale (q . m - |m|^2 / 2) + ln n` over the coarse clusters (`n` items below each; the
+/// transformer starts silent); without it the `ln n` term is absent.
+#[test]
+fn subtree_prior_adds_log_counts_to_the_first_step() {
+    let layout = IdLayout::new(6, 1, 4, 2).unwrap();
+    let width = 8;
+    // clusters 0..3 hold three items each, clusters 3..6 one
+    let coarse: Vec<u32> = (0..12u32).map(|i| if i < 9 { i % 3 } else { i - 6 }).collect();
+    let fine: Vec<u32> = (0..12u32).map(|i| if i < 9 { i / 3 } else { 0 }).collect();
+    let ids = assign_ids(&layout, &coarse, &fine).unwrap();
+    let trie = ids.to_trie().unwrap();
+    let mut rng = Lcg(29);
+    let table: Vec<f32> = (0..12 * width).map(|_| rng.next() - 0.5).collect();
+    let row = |i: usize| &table[i * width..(i + 1) * width];
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let members = |c: u32| -> Vec<usize> { (0..12).filter(|&i| coarse[i] == c).collect() };
+    let means: Vec<Vec<f32>> = (0..6)
+        .map(|c| {
+            let items = members(c);
+            (0..width)
+                .map(|d| items.iter().map(|&i| row(i)[d]).sum::<f32>() / items.len() as f32)
+                .collect()
+        })
+        .collect();
+    let device = Device::flex();
+    let start = layout.position_range(0).start as usize;
+    let q: Vec<f32> = (0..width).map(|_| rng.next() - 0.5).collect();
+    for prior in [false, true] {
+        let mut g = {
+            let _guard = rng_lock();
+            device.seed(5);
+            GeneratorConfig::new()
+                .with_d_model(16)
+                .with_n_heads(2)
+                .with_n_encoder_layers(1)
+                .with_n_decoder_layers(1)
+                .with_d_ff(32)
+                .with_subtree_prior(prior)
+                .init(&GeneratorDims::for_trie(width, &trie), &device)
+                .unwrap()
+        };
+        g.set_dense_tables(m(&table, width)).unwrap();
+        let scale = g.config().dense_scale as f32;
+        let z: Vec<f32> = (0..6u32)
+            .map(|c| {
+                let mean = &means[c as usize];
+                let log_n = if prior { (members(c).len() as f32).ln() } else { 0.0 };
+                scale * (dot(&q, mean) - dot(mean, mean) / 2.0) + log_n
+            })
+            .collect();
+        let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let lse = max + z.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
+        let id = ids.id(0).unwrap();
+        let logp = g.log_probs(&trie, m(&q, width), m(id, id.len())).unwrap();
+        for c in 0..6 {
+            let (got, want) = (logp[start + c], z[c] - lse);
+            assert!((got - want).abs() < 1e-3, "prior {prior}, cluster {c}: {got} vs {want}");
+        }
+    }
+}
+
 /// With the dense head, the cached scorer's log-probabilities over each prefix's children
 /// equal those of recomputing the whole identifier (where the subtree centroids come from the
 /// item table's running sums on the device).

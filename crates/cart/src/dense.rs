@@ -11,7 +11,7 @@ use crate::{Error, Result};
 pub const DEFAULT_FUSE_LAMBDA: f64 = 0.05;
 
 /// The values `lambda` is picked from on the validation split.
-const LAMBDA_GRID: [f64; 11] = [0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0];
+pub(crate) const LAMBDA_GRID: [f64; 11] = [0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0];
 
 fn normalise(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -122,17 +122,46 @@ pub(crate) fn fuse(
         .collect())
 }
 
-/// The `lambda` of [`LAMBDA_GRID`] with the best Recall@1 (ties: MRR@10, then the smaller
+/// The pairs of `split` (row-major queries of `width`, their items) whose query is not its
+/// item's own vector in `own` (unit rows): cosine below 0.9999.
+pub(crate) fn informative_pairs(
+    split: &(Vec<f32>, Vec<u32>),
+    own: &[f32],
+    width: usize,
+) -> (Vec<f32>, Vec<u32>) {
+    let mut out = (Vec::new(), Vec::new());
+    for (q, &item) in split.0.chunks_exact(width).zip(&split.1) {
+        let Some(v) = own.get(item as usize * width..(item as usize + 1) * width) else {
+            continue;
+        };
+        let norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let cos = q.iter().zip(v).map(|(a, b)| a * b).sum::<f32>() / norm.max(f32::MIN_POSITIVE);
+        if cos < 0.9999 {
+            out.0.extend_from_slice(q);
+            out.1.push(item);
+        }
+    }
+    out
+}
+
+/// Share of queries whose first hit is their item.
+pub(crate) fn recall_at_1(hits: &[Vec<Hit>], items: &[u32]) -> f64 {
+    let found = hits.iter().zip(items).filter(|(h, i)| h.first().is_some_and(|h| h.item == **i));
+    found.count() as f64 / items.len().max(1) as f64
+}
+
+/// The `lambda` of `grid` with the best Recall@1 (ties: MRR@10, then the smaller
 /// lambda) on validation candidates; returns it with its metrics.
 pub(crate) fn pick_lambda(
     dense: &DenseIndex,
     queries: ArrayView2<'_, f32>,
     candidates: &[Vec<Hit>],
     items: &[u32],
+    grid: &[f64],
 ) -> Result<(f64, Vec<RetrievalMetrics>)> {
     let relevant: Vec<Vec<u32>> = items.iter().map(|&i| vec![i]).collect();
     let mut best: Option<(f64, Vec<RetrievalMetrics>)> = None;
-    for lambda in LAMBDA_GRID {
+    for &lambda in grid {
         let hits = fuse(dense, queries, candidates, lambda, 10)?;
         let m = evaluate(&hits, &relevant, &[1, 10])?;
         let key = |m: &[RetrievalMetrics]| (m[0].recall, m[1].mrr);

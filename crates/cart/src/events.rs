@@ -53,12 +53,30 @@ pub enum Event<'a> {
         /// The epoch kept (0: the starting model).
         best_epoch: usize,
     },
-    /// The fused score's `lambda` was picked on the validation split.
-    LambdaPicked {
-        /// The value picked.
-        lambda: f64,
-        /// Validation Recall@1 of the fused score with it.
+    /// The training-free generator's validation Recall@1 with one setting of the dense head,
+    /// measured where [`IndexConfig::supervised_targets`](crate::IndexConfig::supervised_targets)
+    /// or [`IndexConfig::subtree_prior`](crate::IndexConfig::subtree_prior) is left open (the
+    /// best is kept; ties keep the first).
+    DenseHeadFloor {
+        /// Tables from the supervised centroids (`true`) or the raw re-rank vectors.
+        supervised_targets: bool,
+        /// With the subtree prior.
+        subtree_prior: bool,
+        /// Validation Recall@1 before training.
         recall: f64,
+        /// Validation pairs measured (those whose query is not its item's own vector).
+        n_pairs: usize,
+    },
+    /// The re-rank vectors and the fused score's `lambda` were picked on the validation split.
+    RerankPicked {
+        /// Supervised centroids (`true`) or the raw re-rank vectors.
+        supervised: bool,
+        /// The `lambda` picked.
+        lambda: f64,
+        /// Validation Recall@1 of the fused score with them.
+        recall: f64,
+        /// Validation pairs measured.
+        n_pairs: usize,
     },
 }
 
@@ -107,9 +125,21 @@ impl fmt::Display for Event<'_> {
                 f,
                 "trained {n_params} parameters in {seconds:.1} s (best epoch {best_epoch})"
             ),
-            Event::LambdaPicked { lambda, recall } => {
-                write!(f, "fused score: lambda {lambda} (validation R@1 {recall:.4})")
+            Event::DenseHeadFloor { supervised_targets, subtree_prior, recall, n_pairs } => {
+                write!(
+                    f,
+                    "dense head, {} tables, subtree prior {}: training-free validation R@1 \
+                     {recall:.4} ({n_pairs} pairs)",
+                    if *supervised_targets { "supervised" } else { "raw" },
+                    if *subtree_prior { "on" } else { "off" }
+                )
             }
+            Event::RerankPicked { supervised, lambda, recall, n_pairs } => write!(
+                f,
+                "fused score: {} re-rank vectors, lambda {lambda} (validation R@1 {recall:.4}; \
+                 {n_pairs} pairs)",
+                if *supervised { "supervised" } else { "raw" }
+            ),
             _ => write!(f, "{self:?}"),
         }
     }

@@ -11,7 +11,9 @@ use cart_search::{BeamSearchConfig, DenseIndex, Hit};
 use ndarray::ArrayView2;
 
 use crate::config::{IdVectors, IndexConfig, QuantizerConfig, SearchMode, SearchOptions};
-use crate::dense::{DEFAULT_FUSE_LAMBDA, centroids, fuse, pick_lambda};
+use crate::dense::{
+    DEFAULT_FUSE_LAMBDA, LAMBDA_GRID, centroids, fuse, informative_pairs, pick_lambda, recall_at_1,
+};
 use crate::events::Event;
 use crate::rows::{check_finite, expect_dim, flat, rows};
 use crate::{Error, Result};
@@ -298,20 +300,68 @@ impl CartIndex {
         let raw = rerank.map(flat);
         let raw = raw.as_deref();
         let supervised = centroids(raw, n, &train.0, &train.1, width)?;
-        let targets = match raw {
-            Some(r) if !config.supervised_targets => centroids(Some(r), n, &[], &[], width)?,
-            _ => supervised.clone(),
+        let own = raw.map(|r| centroids(Some(r), n, &[], &[], width)).transpose()?;
+        // The validation pairs that measure retrieval, for the choices below: a query that
+        // *is* its item's re-rank vector (an item-as-query pseudo-query, such as a name
+        // embedded by the query encoder) measures whether a table holds that vector, and
+        // would always favour the raw vectors.
+        let probe = match &own {
+            Some(own) => informative_pairs(&valid, own, width),
+            None => valid.clone(),
         };
-        let dense = match raw {
-            None => None,
-            Some(r) => {
-                let vectors = if config.rerank_supervised {
-                    supervised
-                } else {
-                    centroids(Some(r), n, &[], &[], width)?
-                };
-                Some(DenseIndex::new(rows(&vectors, width)?, config.rerank_metric)?)
-            }
+        let probe_queries = rows(&probe.0, width)?;
+        let mut config = config.clone();
+        // The dense head's tables and its subtree prior, where the config leaves them open:
+        // the pair whose training-free generator retrieves best on the probe pairs.
+        let target_choices = match (&own, config.supervised_targets) {
+            (Some(_), None) => vec![true, false],
+            (Some(_), Some(choice)) => vec![choice],
+            (None, _) => vec![true],
+        };
+        let prior_choices = match config.subtree_prior {
+            None => vec![false, true],
+            Some(prior) => vec![prior],
+        };
+        let open = target_choices.len() * prior_choices.len() > 1;
+        let (supervised_targets, subtree_prior) =
+            if open && config.generator.dense_head && !probe.1.is_empty() {
+                let dims = cart_model::GeneratorDims::for_trie(width, &trie);
+                let search = BeamSearchConfig::default()
+                    .with_beam_width(config.train.beam_width)
+                    .with_top_k(1);
+                let mut best: Option<(f64, bool, bool)> = None;
+                for &targets in &target_choices {
+                    let table = match (&own, targets) {
+                        (Some(own), false) => own,
+                        _ => &supervised,
+                    };
+                    for &prior in &prior_choices {
+                        let head = config.generator.clone().with_subtree_prior(prior);
+                        let mut generator = head.init(&dims, device)?;
+                        generator.set_dense_tables(rows(table, width)?)?;
+                        let hits = generator.search(&trie, search, probe_queries)?;
+                        let recall = recall_at_1(&hits, &probe.1);
+                        observer(Event::DenseHeadFloor {
+                            supervised_targets: targets,
+                            subtree_prior: prior,
+                            recall,
+                            n_pairs: probe.1.len(),
+                        });
+                        if best.is_none_or(|(r, _, _)| recall > r) {
+                            best = Some((recall, targets, prior));
+                        }
+                    }
+                }
+                best.map_or((target_choices[0], prior_choices[0]), |(_, t, p)| (t, p))
+            } else {
+                (target_choices[0], prior_choices[0])
+            };
+        config.subtree_prior = Some(subtree_prior);
+        config.generator.subtree_prior = subtree_prior;
+        config.supervised_targets = Some(supervised_targets);
+        let targets = match &own {
+            Some(own) if !supervised_targets => own.clone(),
+            _ => supervised.clone(),
         };
         observer(Event::TrainingStarted {
             n_train: train.1.len(),
@@ -336,19 +386,64 @@ impl CartIndex {
             seconds: t.elapsed().as_secs_f64(),
             best_epoch: history.best_epoch,
         });
-        let mut config = config.clone();
+        // The re-rank vectors (supervised centroids or the raw vectors) and the fused score's
+        // lambda, picked together on the probe pairs where the config leaves them open.
+        let dense = match own {
+            None => None,
+            Some(own) => {
+                let choices: Vec<(bool, Vec<f32>)> = match config.rerank_supervised {
+                    Some(true) => vec![(true, supervised)],
+                    Some(false) => vec![(false, own)],
+                    None => vec![(true, supervised), (false, own)],
+                };
+                let lambdas = match config.fuse_lambda {
+                    Some(l) => vec![l],
+                    None => LAMBDA_GRID.to_vec(),
+                };
+                let mut dense = Vec::with_capacity(choices.len());
+                for (choice, vectors) in choices {
+                    dense.push((
+                        choice,
+                        DenseIndex::new(rows(&vectors, width)?, config.rerank_metric)?,
+                    ));
+                }
+                let picked = if probe.1.is_empty() || (dense.len() == 1 && lambdas.len() == 1) {
+                    None
+                } else {
+                    let beam = config.fuse_candidates;
+                    let search = BeamSearchConfig::default().with_beam_width(beam).with_top_k(beam);
+                    let candidates = generator.search(&trie, search, probe_queries)?;
+                    let mut best: Option<(usize, f64, Vec<_>)> = None;
+                    for (j, (_, d)) in dense.iter().enumerate() {
+                        let (lambda, m) =
+                            pick_lambda(d, probe_queries, &candidates, &probe.1, &lambdas)?;
+                        let key = |m: &[cart_search::RetrievalMetrics]| (m[0].recall, m[1].mrr);
+                        if best.as_ref().is_none_or(|(_, _, b)| key(&m) > key(b)) {
+                            best = Some((j, lambda, m));
+                        }
+                    }
+                    best
+                };
+                let (j, lambda) = match picked {
+                    Some((j, lambda, m)) => {
+                        observer(Event::RerankPicked {
+                            supervised: dense[j].0,
+                            lambda,
+                            recall: m[0].recall,
+                            n_pairs: probe.1.len(),
+                        });
+                        (j, lambda)
+                    }
+                    None => (0, config.fuse_lambda.unwrap_or(DEFAULT_FUSE_LAMBDA)),
+                };
+                let (choice, d) = dense.swap_remove(j);
+                config.rerank_supervised = Some(choice);
+                config.fuse_lambda = Some(lambda);
+                Some(d)
+            }
+        };
         if config.fuse_lambda.is_none() {
             config.fuse_lambda = Some(DEFAULT_FUSE_LAMBDA);
-            if let Some(d) = &dense
-                && !valid.1.is_empty()
-            {
-                let beam = config.fuse_candidates;
-                let search = BeamSearchConfig::default().with_beam_width(beam).with_top_k(beam);
-                let candidates = generator.search(&trie, search, valid_queries)?;
-                let (lambda, m) = pick_lambda(d, valid_queries, &candidates, &valid.1)?;
-                observer(Event::LambdaPicked { lambda, recall: m[0].recall });
-                config.fuse_lambda = Some(lambda);
-            }
         }
         Ok(Self { config, quantizer, trie, generator, dense, history })
     }

@@ -373,6 +373,10 @@ fn fused_search_lambda_and_dense_head() {
     c.train = c.train.with_item_queries(1.0).with_interpolation(0.5);
     let mut index = CartIndex::fit(&c, corpus(&d), &Device::flex()).unwrap();
     let lambda = index.config().fuse_lambda.expect("picked at fit");
+    let targets = index.config().supervised_targets.expect("picked at fit");
+    let rerank = index.config().rerank_supervised.expect("picked at fit");
+    let prior = index.config().subtree_prior.expect("picked at fit");
+    assert_eq!(index.generator().config().subtree_prior, prior);
     assert!(!index.history().start_valid.is_empty(), "the starting model is validated");
     let n = index.len() as u32;
     for mode in [SearchMode::Generated, SearchMode::Reranked, SearchMode::Fused] {
@@ -400,6 +404,10 @@ fn fused_search_lambda_and_dense_head() {
     index.save(&dir).unwrap();
     let back = CartIndex::load(&dir, &Device::flex()).unwrap();
     assert_eq!(back.config().fuse_lambda, Some(lambda));
+    assert_eq!(back.config().supervised_targets, Some(targets));
+    assert_eq!(back.config().rerank_supervised, Some(rerank));
+    assert_eq!(back.config().subtree_prior, Some(prior));
+    assert_eq!(back.generator().config().subtree_prior, prior);
     let fused = SearchOptions::new(5).with_mode(SearchMode::Fused);
     assert_eq!(
         items(&index.search_with(d.test_queries.view(), fused).unwrap()),
@@ -442,13 +450,25 @@ fn fit_observed_reports_every_stage_in_order() {
             Event::Training(TrainEvent::Start(m)) if !m.is_empty() => "floor",
             Event::Training(TrainEvent::Epoch(s)) if !s.valid.is_empty() => "epoch",
             Event::Trained { .. } => "trained",
-            Event::LambdaPicked { .. } => "lambda",
+            Event::DenseHeadFloor { n_pairs, .. } if n_pairs > 0 => "floor?",
+            Event::RerankPicked { n_pairs, .. } if n_pairs > 0 => "rerank",
             other => panic!("unexpected {other:?}"),
         });
     })
     .unwrap();
-    let expected =
-        ["quantizer", "identifiers", "training", "floor", "epoch", "epoch", "trained", "lambda"];
+    // the subtree prior is left open: two training-free floors, off and on
+    let expected = [
+        "quantizer",
+        "identifiers",
+        "floor?",
+        "floor?",
+        "training",
+        "floor",
+        "epoch",
+        "epoch",
+        "trained",
+        "rerank",
+    ];
     assert_eq!(seen, expected);
     assert!(batches >= 2, "{batches} batches");
     let plain = CartIndex::fit(&c, corpus(&d), &Device::flex()).unwrap();
