@@ -31,6 +31,8 @@ runs=(
   "no item-as-query rows|--item-queries 0"
   "no interpolation|--interpolation 0"
   "targets: raw e5 vectors|--raw-targets"
+  "subtree prior on|--subtree-prior on"
+  "targets, re-rank vectors and prior picked on validation|--targets auto --rerank-vectors auto"
   "dense head alone (transformer scale 0)|--transformer-scale 0"
   "ids from MiniLM (the item encoder)|--ids-from minilm"
   "relevance-aware ids (supervised centroids)|--ids-from supervised"

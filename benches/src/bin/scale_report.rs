@@ -4,13 +4,15 @@
 //! K-Means codes, K = sqrt(n), M = 3, C = 64: identifier collisions, trie bytes per item); up to
 //! `TRAIN_MAX` items (default 10,000) also the generator (d_model 128, 2 + 2 layers, `EPOCHS`
 //! epochs, default 8) and its test Recall@1/10 and queries per second next to exact dense search
-//! and the re-ranked beams, beside supervised dense search (`cart::supervised_centroids`: each
+//! and the re-ranked and fused beams and the training-free floor on validation, beside supervised dense search (`cart::supervised_centroids`: each
 //! item plus its training queries, the bar a learned retriever must beat). Training on 100k+
 //! items is a GPU job; on 2 CPU cores it takes hours.
 //!
 //! `cargo run --release -p cart-benches --bin scale_report [-- 1000 10000 100000 1000000]`
 //! (`TRAIN_MAX=0` skips training; `EPOCHS=N`; `HIER=S` draws the hierarchical corpus of
-//! [`cart::synthetic::SyntheticConfig::with_hierarchy`] with `S` sub-clusters per cluster, items spread 0.1.)
+//! [`cart::synthetic::SyntheticConfig::with_hierarchy`] with `S` sub-clusters per cluster, items spread 0.1;
+//! `ITEM_NOISE=X` item-side noise no query sees; `TARGETS=auto|supervised|raw` the dense head's
+//! tables and re-rank vectors, picked on validation by default, as is the subtree prior.)
 
 use std::time::Instant;
 
@@ -40,18 +42,24 @@ fn main() -> Result<()> {
     let (train_max, epochs) = (env("TRAIN_MAX", 10_000)?, env("EPOCHS", 8)?);
     // HIER=S: the hierarchical corpus, S sub-clusters per cluster, items spread 0.1 around them
     let hier = env("HIER", 0)?;
+    // ITEM_NOISE=x: item-side noise no query sees (cart::synthetic::SyntheticConfig::item_noise)
+    let item_noise: f32 =
+        std::env::var("ITEM_NOISE").ok().map(|v| v.parse()).transpose()?.unwrap_or(0.0);
     let device: Device = cart_benches::device();
     let (d, m, c) = (64, 3, 64);
     println!(
-        "| items | corpus | codes (fit + encode) | collide | trie B/item | dense R@1 / R@10 | dense q/s | supervised dense R@1 / R@10 | generator R@1 / R@10 | generator q/s | + re-rank R@1 / R@10 | train |"
+        "| items | corpus | codes (fit + encode) | collide | trie B/item | dense R@1 / R@10 | dense q/s | supervised dense R@1 / R@10 | floor (valid R@1) | generator R@1 / R@10 | generator q/s | + re-rank R@1 / R@10 | fused R@1 / R@10 | train |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
     for n in sizes {
         let t = Instant::now();
         let data = match hier {
             0 => SyntheticConfig::new(n).with_dims(d, d),
             s => SyntheticConfig::new(n).with_dims(d, d).with_hierarchy(s, 0.1),
         }
+        .with_item_noise(item_noise)
         .generate()?;
         let t_corpus = t.elapsed().as_secs_f64();
         let k = ((n as f64).sqrt().round() as usize).clamp(1, n);
@@ -95,7 +103,6 @@ fn main() -> Result<()> {
             config.supervised_targets = choice;
             config.rerank_supervised = choice;
             config.beam_width = env("BEAM", config.beam_width)?;
-            config.generator.subtree_prior = env("PRIOR", 0)? == 1;
             let corpus = Corpus::new(items, data.train_queries.view(), &data.train_items)
                 .with_rerank(data.items_in_query_space.view());
             let t = Instant::now();
@@ -110,30 +117,23 @@ fn main() -> Result<()> {
                 data.test_queries.view(),
                 SearchOptions::new(10).with_mode(cart::SearchMode::Fused),
             )?;
-            let h = index.history();
-            let r1 = |m: &[cart::search::RetrievalMetrics]| m.first().map_or(f64::NAN, |m| m.recall);
-            eprintln!(
-                "n {n}: floor (valid) R@1 {:.3}, best epoch {} valid R@1 {:.3}, fused R@1/R@10 {:?}, lambda {:?}",
-                r1(&h.start_valid),
-                h.best_epoch,
-                h.epochs.get(h.best_epoch.saturating_sub(1)).map_or(f64::NAN, |e| r1(&e.valid)),
-                recall(&fused, &data.test_items)?,
-                index.config().fuse_lambda,
-            );
+            let floor = index.history().start_valid.first().map_or(f64::NAN, |m| m.recall);
             Some((
                 recall(&hits, &data.test_items)?,
                 qps,
                 recall(&reranked, &data.test_items)?,
+                recall(&fused, &data.test_items)?,
+                floor,
                 t_train,
             ))
         } else {
             None
         };
         let trained = match generated {
-            Some(((g1, g10), qps, (r1, r10), t_train)) => format!(
-                "{g1:.4} / {g10:.3} | {qps:.0} | {r1:.4} / {r10:.3} | {t_train:.0} s ({epochs} epochs)"
+            Some(((g1, g10), qps, (r1, r10), (f1, f10), floor, t_train)) => format!(
+                "{floor:.3} | {g1:.4} / {g10:.3} | {qps:.0} | {r1:.4} / {r10:.3} | {f1:.4} / {f10:.3} | {t_train:.0} s ({epochs} epochs)"
             ),
-            None => "- | - | - | not trained".into(),
+            None => "- | - | - | - | - | not trained".into(),
         };
         println!(
             "| {n} | {t_corpus:.2} s | {t_codes:.1} s | {:.1}% | {bytes:.1} | {d1:.4} / {d10:.3} | {dense_qps:.0} | {s1:.4} / {s10:.3} | {trained} |",

@@ -102,8 +102,14 @@ impl Generator {
             .and_then(|c| c.expect(KIND, FORMAT_VERSION))
             .map_err(|e| bad(e.to_string()))?;
         let section = |name: &str| file.section(name).map_err(|e| bad(e.to_string()));
-        let header: Header =
+        let mut header: serde_json::Value =
             serde_json::from_slice(section("header")?).map_err(|e| bad(format!("header: {e}")))?;
+        // files written before `subtree_prior` existed scored without it
+        if let Some(config) = header.get_mut("config").and_then(serde_json::Value::as_object_mut) {
+            config.entry("subtree_prior").or_insert(serde_json::Value::Bool(false));
+        }
+        let header: Header =
+            serde_json::from_value(header).map_err(|e| bad(format!("header: {e}")))?;
         let weights = section("weights")?;
         let Header { config, dims, .. } = header;
         config.validate(&dims).map_err(|e| bad(format!("stored config: {e}")))?;

@@ -310,6 +310,24 @@ fn reframed(bytes: &[u8], version: u32, edit: impl Fn(&str) -> String) -> Vec<u8
         .to_bytes()
 }
 
+/// A checkpoint written before `subtree_prior` existed (its header without the field) loads,
+/// with the prior off, and scores as before.
+#[test]
+fn checkpoints_without_subtree_prior_load_with_it_off() {
+    let layout = IdLayout::new(4, 2, 5, 3).unwrap();
+    let g = random_generator(true, &layout, 4);
+    let bytes = g.to_bytes().unwrap();
+    let old = reframed(&bytes, cart_model::FORMAT_VERSION, |h| {
+        assert!(h.contains("\"subtree_prior\":false"), "{h}");
+        h.replace(",\"subtree_prior\":false", "").replace("\"subtree_prior\":false,", "")
+    });
+    let file = cart_format::Container::parse(&old).unwrap();
+    assert!(!std::str::from_utf8(file.section("header").unwrap()).unwrap().contains("subtree"));
+    let loaded = Generator::from_bytes(&old, &Device::flex()).unwrap();
+    assert!(!loaded.config().subtree_prior);
+    assert_eq!(loaded.config(), g.config());
+}
+
 #[test]
 fn bad_checkpoints_are_typed_errors() {
     let layout = IdLayout::new(4, 2, 5, 3).unwrap();

@@ -11,7 +11,8 @@ use crate::{Error, Result};
 pub const DEFAULT_FUSE_LAMBDA: f64 = 0.05;
 
 /// The values `lambda` is picked from on the validation split.
-pub(crate) const LAMBDA_GRID: [f64; 11] = [0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0];
+pub(crate) const LAMBDA_GRID: [f64; 11] =
+    [0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0];
 
 fn normalise(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();

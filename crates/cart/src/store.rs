@@ -56,7 +56,7 @@ use crate::{Error, Result};
 /// Name in the manifest's `format` field.
 pub const FORMAT: &str = "cart-index";
 /// Version of the index directory layout this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 const MANIFEST: &str = "index.json";
 const QUANTIZER: &str = "quantizer.bin";

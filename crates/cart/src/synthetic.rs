@@ -13,6 +13,11 @@
 //!   `query_noise`, test queries `test_noise` (harder, like held-out phrasings).
 //! - [`SyntheticCorpus::items_in_query_space`] holds `normalize(T(x_i))`: the item as the
 //!   query encoder would see it, for the dense baseline and re-rank.
+//! - Optionally ([`SyntheticConfig::with_item_noise`]) the item side carries noise of its
+//!   own that no query sees: `x_i` and `T(x_i)` are then the clean item plus that noise,
+//!   while the queries stay around the clean item. Without it exact dense search over
+//!   `items_in_query_space` is the best possible rule (the queries are isotropic noise around
+//!   those very vectors), so no learned retriever can beat it, only match it.
 //!
 //! Every row is drawn from its own counter-based random stream, so the corpus depends only on
 //! the config (not on the thread count) and a million items take about a second per core.
@@ -56,6 +61,14 @@ pub struct SyntheticConfig {
     /// Spread of an item around its sub-cluster's centre (hierarchical mode).
     #[serde(default)]
     pub item_spread: f32,
+    /// Noise norm of the item side alone (0: none, the default): what an item encoder sees
+    /// that no query describes (an image's background, a clip's recording noise). Queries are
+    /// drawn around the item's clean vector, while `items` and `items_in_query_space` carry
+    /// this offset, so exact dense search is no longer the best rule and the training pairs
+    /// carry information the item vectors lack (as on real data, where supervised dense beats
+    /// zero-shot dense).
+    #[serde(default)]
+    pub item_noise: f32,
 }
 
 impl SyntheticConfig {
@@ -78,7 +91,15 @@ impl SyntheticConfig {
             seed: 0,
             n_sub_clusters: 0,
             item_spread: 0.0,
+            item_noise: 0.0,
         }
+    }
+
+    /// With item-side noise `item_noise` (see [`SyntheticConfig::item_noise`]).
+    #[must_use]
+    pub fn with_item_noise(mut self, item_noise: f32) -> Self {
+        self.item_noise = item_noise;
+        self
     }
 
     /// Hierarchical mode: `n_sub_clusters` sub-clusters per cluster and items spread
@@ -126,6 +147,7 @@ impl SyntheticConfig {
             ("query_noise", self.query_noise),
             ("test_noise", self.test_noise),
             ("item_spread", self.item_spread),
+            ("item_noise", self.item_noise),
         ];
         for (field, value) in noise {
             if !(value.is_finite() && value >= 0.0) {
@@ -155,12 +177,19 @@ impl SyntheticConfig {
         let mut clusters = vec![0u32; n];
         let mut items = vec![0.0f32; n * d];
         let mut in_query_space = vec![0.0f32; n * dq];
+        // where the queries are drawn: the items' clean vectors in the query space (a copy
+        // only when the item side carries noise of its own)
+        let noisy_items = self.item_noise > 0.0;
+        let mut clean = vec![0.0f32; if noisy_items { n * dq } else { 0 }];
+        let mut clean_rows: Vec<&mut [f32]> = clean.chunks_mut(dq.max(1)).collect();
+        clean_rows.resize_with(n, || &mut []);
         items
             .par_chunks_mut(d)
             .zip(in_query_space.par_chunks_mut(dq))
             .zip(clusters.par_iter_mut())
+            .zip(clean_rows.par_iter_mut())
             .enumerate()
-            .for_each(|(i, ((x, y), cluster))| {
+            .for_each(|(i, (((x, y), cluster), anchor))| {
                 let mut rng = Stream::new(self.seed, 2, i as u64);
                 let c = (rng.next() % self.n_clusters as u64) as usize;
                 *cluster = c as u32;
@@ -181,9 +210,20 @@ impl SyntheticConfig {
                     *v += m;
                 }
                 normalize(x);
+                if noisy_items {
+                    transform.apply(x, anchor);
+                    normalize(anchor);
+                    let mut nuisance = vec![0.0f32; d];
+                    Stream::new(self.seed, 7, i as u64)
+                        .fill_gaussian(&mut nuisance, self.item_noise / (d as f32).sqrt());
+                    x.iter_mut().zip(&nuisance).for_each(|(v, e)| *v += e);
+                    normalize(x);
+                }
                 transform.apply(x, y);
                 normalize(y);
             });
+        drop(clean_rows);
+        let anchors: &[f32] = if noisy_items { &clean } else { &in_query_space };
 
         let q = self.train_queries_per_item;
         let mut train_queries = vec![0.0f32; n * q * dq];
@@ -192,7 +232,7 @@ impl SyntheticConfig {
             rows.par_chunks_mut(dq).zip(items.par_iter()).enumerate().for_each(|(r, (out, &i))| {
                 let mut rng = Stream::new(self.seed, stream, r as u64);
                 rng.fill_gaussian(out, noise / (dq as f32).sqrt());
-                for (v, m) in out.iter_mut().zip(&in_query_space[i as usize * dq..][..dq]) {
+                for (v, m) in out.iter_mut().zip(&anchors[i as usize * dq..][..dq]) {
                     *v += m;
                 }
                 normalize(out);

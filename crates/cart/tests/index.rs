@@ -513,10 +513,14 @@ fn coarse_to_fine_fit_save_load_search_round_trip() {
     let loaded = CartIndex::load(&dir, &Device::flex()).unwrap();
     let json = |c: &IndexConfig| serde_json::to_string(c).unwrap();
     assert_eq!(json(loaded.config()), json(index.config()), "the config round-trips");
-    // the fitted config is the given one with the fused search's lambda picked on validation
-    assert!(c.fuse_lambda.is_none());
+    // the fitted config is the given one with the fused search's lambda and the subtree prior
+    // picked on validation (the prior written into the generator's config too)
+    assert!(c.fuse_lambda.is_none() && c.subtree_prior.is_none());
     c.fuse_lambda = index.config().fuse_lambda;
     assert!(c.fuse_lambda.is_some());
+    c.subtree_prior = index.config().subtree_prior;
+    let prior = c.subtree_prior.expect("picked at fit");
+    c.generator.subtree_prior = prior;
     assert_eq!(json(index.config()), json(&c));
     assert_eq!(loaded.trie(), index.trie());
     for opts in [SearchOptions::new(5), SearchOptions::new(5).with_mode(SearchMode::Fused)] {
