@@ -62,6 +62,16 @@ fn data(n: usize, per_item: usize, d: usize, seed: u64) -> Data {
 }
 
 /// A small transformer without the dense head (the tests of the head set it).
+/// A small generator with the dense head (the default head), for the untrained-head tests.
+fn small_dense() -> GeneratorConfig {
+    GeneratorConfig::new()
+        .with_d_model(16)
+        .with_n_heads(2)
+        .with_n_encoder_layers(1)
+        .with_n_decoder_layers(1)
+        .with_d_ff(32)
+}
+
 fn tiny() -> GeneratorConfig {
     GeneratorConfig::new()
         .with_dense_head(false)
@@ -546,14 +556,7 @@ fn untrained_dense_head_ranks_coarse_tokens_by_centroid_similarity() {
     let mut g = {
         let _guard = rng_lock();
         device.seed(3);
-        GeneratorConfig::new()
-            .with_d_model(16)
-            .with_n_heads(2)
-            .with_n_encoder_layers(1)
-            .with_n_decoder_layers(1)
-            .with_d_ff(32)
-            .init(&GeneratorDims::for_trie(width, &trie), &device)
-            .unwrap()
+        small_dense().init(&GeneratorDims::for_trie(width, &trie), &device).unwrap()
     };
     assert_eq!(g.dims().n_items, n_items);
     let vocab = layout.vocab_size();
@@ -632,12 +635,7 @@ fn subtree_prior_adds_log_counts_to_the_first_step() {
         let mut g = {
             let _guard = rng_lock();
             device.seed(5);
-            GeneratorConfig::new()
-                .with_d_model(16)
-                .with_n_heads(2)
-                .with_n_encoder_layers(1)
-                .with_n_decoder_layers(1)
-                .with_d_ff(32)
+            small_dense()
                 .with_subtree_prior(prior)
                 .init(&GeneratorDims::for_trie(width, &trie), &device)
                 .unwrap()
