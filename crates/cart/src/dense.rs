@@ -145,10 +145,9 @@ pub(crate) fn informative_pairs(
     out
 }
 
-/// Share of queries whose first hit is their item.
-pub(crate) fn recall_at_1(hits: &[Vec<Hit>], items: &[u32]) -> f64 {
-    let found = hits.iter().zip(items).filter(|(h, i)| h.first().is_some_and(|h| h.item == **i));
-    found.count() as f64 / items.len().max(1) as f64
+/// How fused-score metrics at k = 1 and 10 are compared: Recall@1, then MRR@10.
+pub(crate) fn fused_key(m: &[RetrievalMetrics]) -> (f64, f64) {
+    (m[0].recall, m[1].mrr)
 }
 
 /// The `lambda` of `grid` with the best Recall@1 (ties: MRR@10, then the smaller
@@ -165,8 +164,7 @@ pub(crate) fn pick_lambda(
     for &lambda in grid {
         let hits = fuse(dense, queries, candidates, lambda, 10)?;
         let m = evaluate(&hits, &relevant, &[1, 10])?;
-        let key = |m: &[RetrievalMetrics]| (m[0].recall, m[1].mrr);
-        if best.as_ref().is_none_or(|(_, b)| key(&m) > key(b)) {
+        if best.as_ref().is_none_or(|(_, b)| fused_key(&m) > fused_key(b)) {
             best = Some((lambda, m));
         }
     }

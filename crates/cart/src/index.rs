@@ -12,7 +12,7 @@ use ndarray::ArrayView2;
 
 use crate::config::{IdVectors, IndexConfig, QuantizerConfig, SearchMode, SearchOptions};
 use crate::dense::{
-    DEFAULT_FUSE_LAMBDA, LAMBDA_GRID, centroids, fuse, informative_pairs, pick_lambda, recall_at_1,
+    DEFAULT_FUSE_LAMBDA, LAMBDA_GRID, centroids, fuse, fused_key, informative_pairs, pick_lambda,
 };
 use crate::events::Event;
 use crate::rows::{check_finite, expect_dim, flat, rows};
@@ -329,6 +329,7 @@ impl CartIndex {
                 let search = BeamSearchConfig::default()
                     .with_beam_width(config.train.beam_width)
                     .with_top_k(1);
+                let relevant: Vec<Vec<u32>> = probe.1.iter().map(|&i| vec![i]).collect();
                 let mut best: Option<(f64, bool, bool)> = None;
                 for &targets in &target_choices {
                     let table = match (&own, targets) {
@@ -340,7 +341,7 @@ impl CartIndex {
                         let mut generator = head.init(&dims, device)?;
                         generator.set_dense_tables(rows(table, width)?)?;
                         let hits = generator.search(&trie, search, probe_queries)?;
-                        let recall = recall_at_1(&hits, &probe.1);
+                        let recall = cart_search::evaluate(&hits, &relevant, &[1])?[0].recall;
                         observer(Event::DenseHeadFloor {
                             supervised_targets: targets,
                             subtree_prior: prior,
@@ -417,8 +418,7 @@ impl CartIndex {
                     for (j, (_, d)) in dense.iter().enumerate() {
                         let (lambda, m) =
                             pick_lambda(d, probe_queries, &candidates, &probe.1, &lambdas)?;
-                        let key = |m: &[cart_search::RetrievalMetrics]| (m[0].recall, m[1].mrr);
-                        if best.as_ref().is_none_or(|(_, _, b)| key(&m) > key(b)) {
+                        if best.as_ref().is_none_or(|(_, _, b)| fused_key(&m) > fused_key(b)) {
                             best = Some((j, lambda, m));
                         }
                     }
