@@ -12,7 +12,9 @@
 //! (`TRAIN_MAX=0` skips training; `EPOCHS=N`; `HIER=S` draws the hierarchical corpus of
 //! [`cart::synthetic::SyntheticConfig::with_hierarchy`] with `S` sub-clusters per cluster, items spread 0.1;
 //! `ITEM_NOISE=X` item-side noise no query sees; `TARGETS=auto|supervised|raw` the dense head's
-//! tables and re-rank vectors, picked on validation by default, as is the subtree prior.)
+//! tables and re-rank vectors, picked on validation by default, as is the subtree prior;
+//! `SEED=N` the corpus's and the index's seed, default 0; `LR=x` the peak learning rate. The
+//! train column names the kept epoch: 0 is the untrained model.)
 
 use std::time::Instant;
 
@@ -45,6 +47,8 @@ fn main() -> Result<()> {
     // ITEM_NOISE=x: item-side noise no query sees (cart::synthetic::SyntheticConfig::item_noise)
     let item_noise: f32 =
         std::env::var("ITEM_NOISE").ok().map(|v| v.parse()).transpose()?.unwrap_or(0.0);
+    // SEED=N: the corpus and the index (quantizer, generator) draw from this seed
+    let seed = env("SEED", 0)? as u64;
     let device: Device = cart_benches::device();
     let (d, m, c) = (64, 3, 64);
     println!(
@@ -60,6 +64,7 @@ fn main() -> Result<()> {
             s => SyntheticConfig::new(n).with_dims(d, d).with_hierarchy(s, 0.1),
         }
         .with_item_noise(item_noise)
+        .with_seed(seed)
         .generate()?;
         let t_corpus = t.elapsed().as_secs_f64();
         let k = ((n as f64).sqrt().round() as usize).clamp(1, n);
@@ -67,7 +72,7 @@ fn main() -> Result<()> {
         let t = Instant::now();
         let items = data.items.view();
         let sizes = std::iter::once(k).chain(std::iter::repeat_n(c, m)).collect();
-        let quantizer = ResidualQuantizerConfig::new(sizes).fit(items, &device)?;
+        let quantizer = ResidualQuantizerConfig::new(sizes).with_seed(seed).fit(items, &device)?;
         let codes = quantizer.encode(items)?;
         let t_codes = t.elapsed().as_secs_f64();
         let ids = cart::ids::assign_codes(&quantizer.codebook_sizes(), codes.view(), 1.0)?;
@@ -90,7 +95,7 @@ fn main() -> Result<()> {
         let (s1, s10) = recall(&supervised, &data.test_items)?;
 
         let generated = if n <= train_max {
-            let mut config = IndexConfig::residual(k, m, c);
+            let mut config = IndexConfig::residual(k, m, c).with_seed_everywhere(seed);
             config.train = config.train.with_n_epochs(epochs).with_batch_size(256);
             // the dense head's tables and the re-rank vectors: picked on the validation split
             // (here drawn like the test queries), or TARGETS=supervised|raw
@@ -103,6 +108,9 @@ fn main() -> Result<()> {
             config.supervised_targets = choice;
             config.rerank_supervised = choice;
             config.beam_width = env("BEAM", config.beam_width)?;
+            if let Some(lr) = std::env::var("LR").ok().map(|v| v.parse()).transpose()? {
+                config.train.learning_rate = lr;
+            }
             let corpus = Corpus::new(items, data.train_queries.view(), &data.train_items)
                 .with_rerank(data.items_in_query_space.view());
             let t = Instant::now();
@@ -118,20 +126,21 @@ fn main() -> Result<()> {
                 SearchOptions::new(10).with_mode(cart::SearchMode::Fused),
             )?;
             let floor = index.history().start_valid.first().map_or(f64::NAN, |m| m.recall);
+            let kept = index.history().best_epoch;
             Some((
                 recall(&hits, &data.test_items)?,
                 qps,
                 recall(&reranked, &data.test_items)?,
                 recall(&fused, &data.test_items)?,
                 floor,
-                t_train,
+                (t_train, kept),
             ))
         } else {
             None
         };
         let trained = match generated {
-            Some(((g1, g10), qps, (r1, r10), (f1, f10), floor, t_train)) => format!(
-                "{floor:.3} | {g1:.4} / {g10:.3} | {qps:.0} | {r1:.4} / {r10:.3} | {f1:.4} / {f10:.3} | {t_train:.0} s ({epochs} epochs)"
+            Some(((g1, g10), qps, (r1, r10), (f1, f10), floor, (t_train, kept))) => format!(
+                "{floor:.3} | {g1:.4} / {g10:.3} | {qps:.0} | {r1:.4} / {r10:.3} | {f1:.4} / {f10:.3} | {t_train:.0} s ({epochs} epochs, kept {kept})"
             ),
             None => "- | - | - | - | - | not trained".into(),
         };
