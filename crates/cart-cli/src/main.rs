@@ -887,9 +887,8 @@ fn add(a: AddArgs, quiet: bool, device: &Device) -> Result<()> {
             let fi = npy::read_indices(i)?;
             query_width(&index, q, &fq)?;
             let total = index.len() + items.nrows();
-            if fi.len() != fq.nrows() {
-                npy::check_pairs(q, fq.nrows(), i, &fi, &a.items, total)?;
-            }
+            npy::check_len(q, fq.nrows(), i, fi.len())?;
+            // the range check names the old and the new items, which check_pairs cannot
             if let Some((at, &item)) = fi.iter().enumerate().find(|(_, x)| **x as usize >= total) {
                 bail!(
                     "{}: entry {at} is item {item}, but the index will hold {total} items \

@@ -175,19 +175,25 @@ pub fn check_pairs(
     items_path: &Path,
     n_items: usize,
 ) -> Result<()> {
-    if indices.len() != rows {
-        bail!(
-            "{}: {} entries, but {} has {rows} rows (one item per query)",
-            path.display(),
-            indices.len(),
-            rows_path.display()
-        );
-    }
+    check_len(rows_path, rows, path, indices.len())?;
     if let Some((at, &item)) = indices.iter().enumerate().find(|(_, i)| **i as usize >= n_items) {
         bail!(
             "{}: entry {at} is item {item}, but {} has {n_items} items",
             path.display(),
             items_path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Checks that an item-index file of `len` entries at `path` has one entry per row of the
+/// `rows`-row matrix at `rows_path`.
+pub fn check_len(rows_path: &Path, rows: usize, path: &Path, len: usize) -> Result<()> {
+    if len != rows {
+        bail!(
+            "{}: {len} entries, but {} has {rows} rows (one item per query)",
+            path.display(),
+            rows_path.display()
         );
     }
     Ok(())

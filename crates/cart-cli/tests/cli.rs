@@ -382,6 +382,26 @@ fn every_bad_input_is_one_clear_line_and_damages_nothing() {
         cart(dir, &["add", "idx", "--items", "wide.npy", "--rerank", "wide.npy"]),
         &["wide.npy: 7-wide", "16-wide"],
     );
+    // fine-tuning pairs: one item per query, and items the grown index will hold
+    let add_tuned = |qi: &str| {
+        cart(
+            dir,
+            &[
+                "add",
+                "idx",
+                "--items",
+                "new.npy",
+                "--rerank",
+                "new_rerank.npy",
+                "--fine-tune-queries",
+                "q.npy",
+                "--fine-tune-items",
+                qi,
+            ],
+        )
+    };
+    fails(add_tuned("short.npy"), &["short.npy", "entries, but q.npy has"]);
+    fails(add_tuned("far.npy"), &["far.npy: entry 4 is item 999", "(150 old, 10 new)"]);
     assert_eq!(fs::read(dir.join("idx/index.json")).unwrap(), manifest, "the index is untouched");
 
     let mut trie = fs::read(dir.join("idx/trie.bin")).unwrap();
