@@ -282,6 +282,19 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let sup: Vec<Vec<Hit>> = supervised.search(test, 10)?;
     println!("{}", report.row("supervised dense (item + its queries)", &sup, t.elapsed())?);
+    // Recalls a few queries apart decide nothing: how the queries on which two methods
+    // disagree split, and the chance of a split that uneven between equals.
+    for (name, hits, other, baseline) in [
+        ("generator", &generated, "zero-shot dense", &exact),
+        ("fused", &fused, "supervised dense", &sup),
+    ] {
+        let c = report.compare(hits, baseline, 1)?;
+        println!(
+            "R@1, {name} against {other}: {} queries only the {name} finds, {} only {other} \
+             (sign test p = {:.2})",
+            c.only_first, c.only_second, c.p_value
+        );
+    }
 
     if let Some(dir) = &args.plot {
         let dir = std::path::Path::new(dir);

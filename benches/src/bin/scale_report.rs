@@ -13,15 +13,21 @@
 //! [`cart::synthetic::SyntheticConfig::with_hierarchy`] with `S` sub-clusters per cluster, items spread 0.1;
 //! `ITEM_NOISE=X` item-side noise no query sees; `TARGETS=auto|supervised|raw` the dense head's
 //! tables and re-rank vectors, picked on validation by default, as is the subtree prior;
-//! `SEED=N` the corpus's and the index's seed, default 0; `LR=x` the peak learning rate. The
-//! train column names the kept epoch: 0 is the untrained model.)
+//! `SEED=N` the corpus's and the index's seed, default 0; `LR=x` the peak learning rate; `BEAM=N`
+//! the generator's beam width. The train column names the kept epoch: 0 is the untrained model.)
+//!
+//! Where the generator and dense search are close, the `generator vs dense` column says whether
+//! the difference means anything: the test queries only the generator gets right at rank 1, those
+//! only dense search gets right, and the two-sided sign-test p-value of that split (McNemar's
+//! exact test); `dense top-1 in beams` counts the queries whose dense top-1 item is among the
+//! generator's 10 beams.
 
 use std::time::Instant;
 
 use anyhow::Result;
 use burn::prelude::Device;
 use cart::quant::{Quantizer, ResidualQuantizerConfig};
-use cart::search::{DenseIndex, Hit, Metric, evaluate};
+use cart::search::{DenseIndex, Hit, Metric, compare_at, evaluate};
 use cart::synthetic::SyntheticConfig;
 use cart::{CartIndex, Corpus, IndexConfig, SearchOptions};
 
@@ -52,10 +58,10 @@ fn main() -> Result<()> {
     let device: Device = cart_benches::device();
     let (d, m, c) = (64, 3, 64);
     println!(
-        "| items | corpus | codes (fit + encode) | collide | trie B/item | dense R@1 / R@10 | dense q/s | supervised dense R@1 / R@10 | floor (valid R@1) | generator R@1 / R@10 | generator q/s | + re-rank R@1 / R@10 | fused R@1 / R@10 | train |"
+        "| items | corpus | codes (fit + encode) | collide | trie B/item | dense R@1 / R@10 | dense q/s | supervised dense R@1 / R@10 | floor (valid R@1) | generator R@1 / R@10 | generator q/s | + re-rank R@1 / R@10 | fused R@1 / R@10 | generator vs dense (only gen / only dense, p) | dense top-1 in beams | train |"
     );
     println!(
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     for n in sizes {
         let t = Instant::now();
@@ -127,22 +133,43 @@ fn main() -> Result<()> {
             )?;
             let floor = index.history().start_valid.first().map_or(f64::NAN, |m| m.recall);
             let kept = index.history().best_epoch;
+            let relevant: Vec<[u32; 1]> = data.test_items.iter().map(|&i| [i]).collect();
+            let vs_dense = compare_at(&hits, &exact, &relevant, 1)?;
+            let (only_gen, only_dense, p) =
+                (vs_dense.only_first, vs_dense.only_second, vs_dense.p_value);
+            let in_beams = hits
+                .iter()
+                .zip(&exact)
+                .filter(|(beams, d)| {
+                    d.first().is_some_and(|top| beams.iter().any(|h| h.item == top.item))
+                })
+                .count();
             Some((
                 recall(&hits, &data.test_items)?,
                 qps,
                 recall(&reranked, &data.test_items)?,
                 recall(&fused, &data.test_items)?,
                 floor,
+                (only_gen, only_dense, p, in_beams),
                 (t_train, kept),
             ))
         } else {
             None
         };
         let trained = match generated {
-            Some(((g1, g10), qps, (r1, r10), (f1, f10), floor, (t_train, kept))) => format!(
-                "{floor:.3} | {g1:.4} / {g10:.3} | {qps:.0} | {r1:.4} / {r10:.3} | {f1:.4} / {f10:.3} | {t_train:.0} s ({epochs} epochs, kept {kept})"
+            Some((
+                (g1, g10),
+                qps,
+                (r1, r10),
+                (f1, f10),
+                floor,
+                (only_gen, only_dense, p, in_beams),
+                (t_train, kept),
+            )) => format!(
+                "{floor:.3} | {g1:.4} / {g10:.3} | {qps:.0} | {r1:.4} / {r10:.3} | {f1:.4} / {f10:.3} | {only_gen} / {only_dense}, p {p:.2} | {in_beams} of {} | {t_train:.0} s ({epochs} epochs, kept {kept})",
+                data.test_items.len()
             ),
-            None => "- | - | - | - | - | not trained".into(),
+            None => "- | - | - | - | - | - | - | not trained".into(),
         };
         println!(
             "| {n} | {t_corpus:.2} s | {t_codes:.1} s | {:.1}% | {bytes:.1} | {d1:.4} / {d10:.3} | {dense_qps:.0} | {s1:.4} / {s10:.3} | {trained} |",

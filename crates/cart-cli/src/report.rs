@@ -84,6 +84,22 @@ impl Evaluation {
         })
     }
 
+    /// `first` against `second`, query by query, at cut-off `k`: how many queries only one of
+    /// them finds, and whether that split could be chance (see
+    /// [`cart::search::PairedComparison`]).
+    ///
+    /// # Errors
+    ///
+    /// If either ranking has not one list per query, or `k` is 0.
+    pub fn compare(
+        &self,
+        first: &[Vec<Hit>],
+        second: &[Vec<Hit>],
+        k: usize,
+    ) -> Result<cart::search::PairedComparison> {
+        Ok(cart::search::compare_at(first, second, &self.relevant, k)?)
+    }
+
     /// Recall@k for `k = 1..=max_k`.
     ///
     /// # Errors

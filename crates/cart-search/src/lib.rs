@@ -64,7 +64,7 @@ mod scorer;
 pub use beam::{BeamSearch, BeamSearchConfig, Hit};
 pub use dense::{DenseIndex, Metric};
 pub use error::{Error, Result};
-pub use metrics::{RetrievalMetrics, evaluate};
+pub use metrics::{PairedComparison, RetrievalMetrics, compare_at, evaluate};
 /// The matrix type of every public boundary ([`ndarray::ArrayView2`], one row per vector).
 pub use ndarray;
 pub use scorer::{Scorer, Step};

@@ -133,6 +133,128 @@ where
         .collect())
 }
 
+/// Two retrievers compared query by query at one cut-off `k`, from [`compare_at`].
+///
+/// Two recalls a few queries apart say nothing on their own: what decides is how the queries on
+/// which the two disagree split. `p_value` is McNemar's exact test: the two-sided probability,
+/// were both retrievers equally good, of a split at least this uneven among the
+/// `only_first + only_second` queries that only one of them gets right.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairedComparison {
+    /// The cut-off.
+    pub k: usize,
+    /// Queries compared.
+    pub n_queries: usize,
+    /// Queries with a relevant item in the first ranking's top `k` and none in the second's.
+    pub only_first: usize,
+    /// Queries with a relevant item in the second ranking's top `k` and none in the first's.
+    pub only_second: usize,
+    /// Two-sided exact sign-test p-value of the split (1 when they never disagree).
+    pub p_value: f64,
+}
+
+impl fmt::Display for PairedComparison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "at {}: {} queries only the first finds, {} only the second (p = {:.2}, {} queries)",
+            self.k, self.only_first, self.only_second, self.p_value, self.n_queries
+        )
+    }
+}
+
+/// Compares two rankings of the same queries at cut-off `k` (see [`PairedComparison`]).
+///
+/// A query counts as found when any of its relevant items is in the top `k` (the hit rate of
+/// [`evaluate`]).
+///
+/// ```
+/// use cart_search::{Hit, compare_at};
+///
+/// let hit = |item| Hit { item, score: 0.0 };
+/// let relevant: Vec<Vec<u32>> = (0..5).map(|q| vec![q]).collect();
+/// let first: Vec<Vec<Hit>> = (0..5).map(|q| vec![hit(q)]).collect();
+/// let second: Vec<Vec<Hit>> = (0..5).map(|_| vec![hit(9)]).collect();
+/// let c = compare_at(&first, &second, &relevant, 1)?;
+/// assert_eq!((c.only_first, c.only_second), (5, 0));
+/// assert!((c.p_value - 0.0625).abs() < 1e-12); // 2 / 2^5
+/// # Ok::<(), cart_search::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::LengthMismatch`] if the three lists differ in length, [`Error::NoRelevant`] for a
+/// query without relevant items, [`Error::InvalidParameter`] for `k == 0` or no query at all.
+pub fn compare_at<A, B, T>(
+    first: &[A],
+    second: &[B],
+    relevant: &[T],
+    k: usize,
+) -> Result<PairedComparison>
+where
+    A: AsRef<[Hit]>,
+    B: AsRef<[Hit]>,
+    T: AsRef<[u32]>,
+{
+    if first.len() != second.len() {
+        return Err(Error::LengthMismatch {
+            what: "the two rankings",
+            left: first.len(),
+            right: second.len(),
+        });
+    }
+    if first.len() != relevant.len() {
+        return Err(Error::LengthMismatch {
+            what: "rankings and relevance lists",
+            left: first.len(),
+            right: relevant.len(),
+        });
+    }
+    if first.is_empty() {
+        return Err(Error::InvalidParameter {
+            name: "first",
+            reason: "no query to compare".into(),
+        });
+    }
+    if k == 0 {
+        return Err(Error::InvalidParameter { name: "k", reason: "a cut-off of 0".into() });
+    }
+    let found = |hits: &[Hit], rel: &[u32]| hits.iter().take(k).any(|h| rel.contains(&h.item));
+    let (mut only_first, mut only_second) = (0, 0);
+    for (q, ((a, b), rel)) in first.iter().zip(second).zip(relevant).enumerate() {
+        let rel = rel.as_ref();
+        if rel.is_empty() {
+            return Err(Error::NoRelevant { query: q });
+        }
+        match (found(a.as_ref(), rel), found(b.as_ref(), rel)) {
+            (true, false) => only_first += 1,
+            (false, true) => only_second += 1,
+            _ => {}
+        }
+    }
+    Ok(PairedComparison {
+        k,
+        n_queries: first.len(),
+        only_first,
+        only_second,
+        p_value: sign_test(only_first, only_second),
+    })
+}
+
+/// Two-sided exact sign test: `2 P(X <= min(a, b))` for `X ~ Binomial(a + b, 1/2)`, at most 1.
+fn sign_test(a: usize, b: usize) -> f64 {
+    let n = a + b;
+    // in logs, so that thousands of disagreements do not underflow 2^-n
+    let ln_half_n = n as f64 * 0.5f64.ln();
+    let (mut ln_choose, mut tail) = (0.0f64, 0.0f64);
+    for i in 0..=a.min(b) {
+        if i > 0 {
+            ln_choose += ((n - i + 1) as f64).ln() - (i as f64).ln();
+        }
+        tail += (ln_choose + ln_half_n).exp();
+    }
+    (2.0 * tail).min(1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +292,48 @@ mod tests {
         assert!(evaluate(&[hits(&[1])], &[vec![1], vec![2]], &[1]).is_err());
         assert!(evaluate(&[hits(&[1])], &[vec![1]], &[0]).is_err());
         assert!(evaluate::<Vec<Hit>, Vec<u32>>(&[], &[], &[1]).is_err());
+    }
+
+    #[test]
+    fn sign_test_matches_hand_worked_binomials() {
+        // 2 P(X <= 1), X ~ Bin(6, 1/2) = 2 * 7 / 64
+        assert!((sign_test(1, 5) - 14.0 / 64.0).abs() < 1e-12);
+        assert!((sign_test(5, 1) - 14.0 / 64.0).abs() < 1e-12);
+        assert!((sign_test(0, 10) - 2.0 / 1024.0).abs() < 1e-12);
+        assert_eq!(sign_test(3, 3), 1.0);
+        assert_eq!(sign_test(0, 0), 1.0);
+        // thousands of disagreements: no underflow to 0, no NaN
+        let p = sign_test(1000, 1200);
+        assert!(p > 0.0 && p < 1e-4, "{p}");
+        assert!((sign_test(1000, 1001) - 1.0).abs() < 0.05);
+    }
+
+    #[test]
+    fn compare_counts_the_disagreements_at_k() {
+        let relevant = [vec![1], vec![2], vec![3], vec![4, 5]];
+        let first = [hits(&[1]), hits(&[9, 2]), hits(&[3]), hits(&[5])];
+        let second = [hits(&[1]), hits(&[2]), hits(&[8]), hits(&[7, 4])];
+        let at1 = compare_at(&first, &second, &relevant, 1).unwrap();
+        assert_eq!((at1.n_queries, at1.only_first, at1.only_second), (4, 2, 1));
+        assert!((at1.p_value - 1.0).abs() < 1e-12);
+        let at2 = compare_at(&first, &second, &relevant, 2).unwrap();
+        assert_eq!((at2.only_first, at2.only_second), (1, 0));
+        // swapping the rankings swaps the counts and keeps the p-value
+        let back = compare_at(&second, &first, &relevant, 1).unwrap();
+        assert_eq!((back.only_first, back.only_second), (1, 2));
+        assert_eq!(back.p_value, at1.p_value);
+    }
+
+    #[test]
+    fn compare_rejects_bad_input() {
+        let one = [hits(&[1])];
+        assert!(compare_at(&one, &[hits(&[1]), hits(&[2])], &[vec![1]], 1).is_err());
+        assert!(compare_at(&one, &one, &[vec![1], vec![2]], 1).is_err());
+        assert!(compare_at(&one, &one, &[vec![1]], 0).is_err());
+        assert!(matches!(
+            compare_at(&one, &one, &[Vec::<u32>::new()], 1),
+            Err(Error::NoRelevant { query: 0 })
+        ));
+        assert!(compare_at::<Vec<Hit>, Vec<Hit>, Vec<u32>>(&[], &[], &[], 1).is_err());
     }
 }
