@@ -694,6 +694,7 @@ fn jsonl(hits: &[Vec<Hit>]) -> String {
 struct Measured {
     row: Row,
     curve: Option<Vec<f64>>,
+    hits: Vec<Vec<Hit>>,
 }
 
 fn eval(a: EvalArgs, quiet: bool, device: &Device) -> Result<()> {
@@ -744,7 +745,7 @@ fn eval(a: EvalArgs, quiet: bool, device: &Device) -> Result<()> {
                 Some(report.recall_curve(&hits, PLOT_MAX_K)?)
             }
         };
-        Ok(Measured { row, curve })
+        Ok(Measured { row, curve, hits })
     };
     rows.push(measure_index("generator (CART)".into(), SearchOptions::new(k))?);
     if index.dense().is_some() {
@@ -763,7 +764,7 @@ fn eval(a: EvalArgs, quiet: bool, device: &Device) -> Result<()> {
                 Some(report.recall_curve(&dense.search(queries.view(), PLOT_MAX_K)?, PLOT_MAX_K)?)
             }
         };
-        Ok(Measured { row, curve })
+        Ok(Measured { row, curve, hits })
     };
     if let Some(d) = index.dense() {
         let name = match index.config().rerank_supervised {
@@ -779,6 +780,21 @@ fn eval(a: EvalArgs, quiet: bool, device: &Device) -> Result<()> {
             let c = cart::supervised_centroids(r.view(), tq.view(), ti)?;
             let supervised = DenseIndex::new(c.view(), Metric::Cosine)?;
             rows.push(dense_row("supervised dense (item + its queries)", &supervised)?);
+        }
+    }
+
+    // Recalls a few queries apart decide nothing: at rank 1, how the queries on which the
+    // generated searches and the dense baselines disagree split, with the sign test's p-value.
+    let by_name = |prefix: &str| rows.iter().find(|m| m.row.method.starts_with(prefix));
+    let mut comparisons = Vec::new();
+    for (first, second) in [
+        ("generator (CART)", "exact dense, zero-shot"),
+        ("fused", "supervised dense"),
+        ("fused", "exact dense, zero-shot"),
+    ] {
+        if let (Some(f), Some(s)) = (by_name(first), by_name(second)) {
+            let c = report.compare(&f.hits, &s.hits, 1)?;
+            comparisons.push((f.row.method.clone(), s.row.method.clone(), c));
         }
     }
 
@@ -798,6 +814,14 @@ fn eval(a: EvalArgs, quiet: bool, device: &Device) -> Result<()> {
                 "best": best.map(|b| &b.valid),
             },
             "rows": rows.iter().map(|m| &m.row).collect::<Vec<_>>(),
+            "comparisons": comparisons
+                .iter()
+                .map(|(first, second, c)| serde_json::json!({
+                    "first": first,
+                    "second": second,
+                    "comparison": c,
+                }))
+                .collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
@@ -810,6 +834,14 @@ fn eval(a: EvalArgs, quiet: bool, device: &Device) -> Result<()> {
         )?;
         for m in &rows {
             writeln!(stdout, "{}", m.row)?;
+        }
+        for (first, second, c) in &comparisons {
+            writeln!(
+                stdout,
+                "R@1, {first} against {second}: {} queries only the first finds, {} only the \
+                 second (sign test p = {:.2})",
+                c.only_first, c.only_second, c.p_value
+            )?;
         }
         if let Some(floor) = history.start_valid.first() {
             writeln!(

@@ -227,6 +227,21 @@ fn fit_info_search_eval_add_resume() {
         rows.iter().find(|r| r["method"].as_str().unwrap().contains("zero-shot")).unwrap();
     let expected = hit as f64 / f.n_test as f64;
     assert!((zero_shot["recall_at_1"].as_f64().unwrap() - expected).abs() < 1e-12);
+    // the sign tests: each split's difference is the two rows' R@1 difference, in queries
+    let comparisons = eval["comparisons"].as_array().unwrap();
+    assert_eq!(comparisons.len(), 3, "{comparisons:?}");
+    for c in comparisons {
+        let r1 = |name: &serde_json::Value| {
+            let row = rows.iter().find(|r| &r["method"] == name).unwrap();
+            row["recall_at_1"].as_f64().unwrap()
+        };
+        let split = &c["comparison"];
+        let (only_first, only_second) =
+            (split["only_first"].as_f64().unwrap(), split["only_second"].as_f64().unwrap());
+        let by_rows = (r1(&c["first"]) - r1(&c["second"])) * f.n_test as f64;
+        assert!((only_first - only_second - by_rows).abs() < 1e-6, "{c}");
+        assert!((0.0..=1.0).contains(&split["p_value"].as_f64().unwrap()), "{c}");
+    }
     let svg = fs::read_to_string(dir.join("plots/recall.svg")).unwrap();
     assert!(svg.contains("Recall@k") && svg.contains("supervised dense"));
     // the plain table prints the same rows
