@@ -157,9 +157,15 @@ impl fmt::Display for PairedComparison {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "at {}: {} queries only the first finds, {} only the second (p = {:.2}, {} queries)",
-            self.k, self.only_first, self.only_second, self.p_value, self.n_queries
-        )
+            "at {}: {} queries only the first finds, {} only the second (",
+            self.k, self.only_first, self.only_second
+        )?;
+        // two decimals hide how small a small p is
+        match self.p_value < 0.01 {
+            true => write!(f, "p = {:.1e}", self.p_value)?,
+            false => write!(f, "p = {:.2}", self.p_value)?,
+        }
+        write!(f, ", {} queries)", self.n_queries)
     }
 }
 
@@ -322,6 +328,13 @@ mod tests {
         let back = compare_at(&second, &first, &relevant, 1).unwrap();
         assert_eq!((back.only_first, back.only_second), (1, 2));
         assert!((back.p_value - at1.p_value).abs() < 1e-12);
+        assert_eq!(
+            at1.to_string(),
+            "at 1: 2 queries only the first finds, 1 only the second (p = 1.00, 4 queries)"
+        );
+        let lopsided =
+            PairedComparison { only_first: 0, only_second: 10, p_value: 2.0 / 1024.0, ..at1 };
+        assert!(lopsided.to_string().contains("(p = 2.0e-3, 4 queries)"), "{lopsided}");
     }
 
     #[test]
