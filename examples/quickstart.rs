@@ -14,7 +14,7 @@
 //!     [--seed 0] [--save DIR] [--quiet] [--no-dense-head] [--item-queries 1.0]
 //!     [--interpolation 0.5] [--targets auto|supervised|raw] [--rerank-vectors auto|supervised|raw]
 //!     [--subtree-prior auto|on|off] [--transformer-scale 0.1] [--device cpu|wgpu]
-//!     [--plot DIR]
+//!     [--rank-weight 0] [--rank-negatives 4] [--plot DIR]
 //! ```
 //!
 //! - Names (on; `--no-names` drops them): each item's English name, embedded by the query
@@ -64,6 +64,8 @@ struct Args {
     dense_head: bool,
     item_queries: Option<f64>,
     interpolation: Option<f64>,
+    rank_weight: Option<f64>,
+    rank_negatives: Option<usize>,
     /// Given: `Some(true)` supervised centroids, `Some(false)` raw vectors, `None` picked.
     targets: Option<Option<bool>>,
     rerank_vectors: Option<Option<bool>>,
@@ -90,6 +92,8 @@ fn parse() -> Result<Args> {
         dense_head: true,
         item_queries: None,
         interpolation: None,
+        rank_weight: None,
+        rank_negatives: None,
         targets: None,
         rerank_vectors: None,
         subtree_prior: None,
@@ -118,6 +122,8 @@ fn parse() -> Result<Args> {
             "--no-dense-head" => a.dense_head = false,
             "--item-queries" => a.item_queries = Some(value()?.parse()?),
             "--interpolation" => a.interpolation = Some(value()?.parse()?),
+            "--rank-weight" => a.rank_weight = Some(value()?.parse()?),
+            "--rank-negatives" => a.rank_negatives = Some(value()?.parse()?),
             "--raw-targets" => a.targets = Some(Some(false)),
             "--targets" => a.targets = Some(choice(&flag, &value()?)?),
             "--rerank-vectors" => a.rerank_vectors = Some(choice(&flag, &value()?)?),
@@ -218,6 +224,12 @@ fn main() -> Result<()> {
     }
     if let Some(x) = args.interpolation {
         config.train = config.train.with_interpolation(x);
+    }
+    if let Some(x) = args.rank_weight {
+        config.train = config.train.with_rank_weight(x);
+    }
+    if let Some(x) = args.rank_negatives {
+        config.train = config.train.with_rank_negatives(x);
     }
     // without the dense head the transformer must learn the ranking from scratch: 28 epochs
     let epochs = args.epochs.unwrap_or(if args.dense_head { config.train.n_epochs } else { 28 });

@@ -14,7 +14,8 @@
 //! `ITEM_NOISE=X` item-side noise no query sees; `TARGETS=auto|supervised|raw` the dense head's
 //! tables and re-rank vectors, picked on validation by default, as is the subtree prior;
 //! `SEED=N` the corpus's and the index's seed, default 0; `LR=x` the peak learning rate; `BEAM=N`
-//! the generator's beam width. The train column names the kept epoch: 0 is the untrained model.)
+//! the generator's beam width; `RANK=w` the weight of the prefix-level ranking loss, `RANK_NEG=N`
+//! its negatives per query. The train column names the kept epoch: 0 is the untrained model.)
 //!
 //! Where the generator and dense search are close, the `generator vs dense` column says whether
 //! the difference means anything: the test queries only the generator gets right at rank 1, those
@@ -117,6 +118,10 @@ fn main() -> Result<()> {
             if let Some(lr) = std::env::var("LR").ok().map(|v| v.parse()).transpose()? {
                 config.train.learning_rate = lr;
             }
+            if let Some(w) = std::env::var("RANK").ok().map(|v| v.parse()).transpose()? {
+                config.train.rank_weight = w;
+            }
+            config.train.rank_negatives = env("RANK_NEG", config.train.rank_negatives)?;
             let corpus = Corpus::new(items, data.train_queries.view(), &data.train_items)
                 .with_rerank(data.items_in_query_space.view());
             let t = Instant::now();

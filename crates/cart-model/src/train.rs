@@ -80,6 +80,20 @@ pub struct TrainConfig {
     /// Default: 0.5.
     #[config(default = 0.5)]
     pub interpolation: f64,
+    /// Weight of the prefix-level ranking loss (LTRGR, RIPOR); 0 turns it off. At the start of
+    /// every epoch the model searches its own training queries (beam `beam_width`), and the
+    /// best-scoring identifiers of other items become each query's negatives. At every
+    /// identifier position the loss is a softmax cross-entropy of the target's prefix score
+    /// (the sum of its tokens' log-probabilities so far) against the negatives' prefixes that
+    /// differ from it there: what the beam compares when it prunes. It is added to the token
+    /// cross-entropy, and costs `1 + rank_negatives` forward passes per query row.
+    /// Default: 0.0.
+    #[config(default = 0.0)]
+    pub rank_weight: f64,
+    /// Negatives per training query for the ranking loss ([`TrainConfig::rank_weight`]).
+    /// Default: 4.
+    #[config(default = 4)]
+    pub rank_negatives: usize,
 }
 
 /// Where generator training stands, reported to the observer of
@@ -146,11 +160,15 @@ impl TrainConfig {
             ("weight_decay", self.weight_decay),
             ("grad_clip", self.grad_clip),
             ("omega", self.omega),
+            ("rank_weight", self.rank_weight),
         ];
         for (field, value) in non_negative {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(Error::config(field, value, "must be finite and >= 0"));
             }
+        }
+        if self.rank_weight > 0.0 && self.rank_negatives == 0 {
+            return Err(Error::config("rank_negatives", 0, "must be at least 1 with rank_weight"));
         }
         Ok(())
     }
@@ -173,12 +191,16 @@ impl TrainConfig {
 pub struct EpochStats {
     /// Epoch number, from 1.
     pub epoch: usize,
-    /// Mean training loss over the batches (cross-entropy + omega * R-Drop).
+    /// Mean training loss over the batches (cross-entropy + omega * R-Drop + rank_weight *
+    /// ranking loss).
     pub loss: f64,
     /// Mean token cross-entropy.
     pub cross_entropy: f64,
     /// Mean R-Drop term (symmetric KL per token, before omega; 0 when off).
     pub rdrop: f64,
+    /// Mean prefix-level ranking loss (before `rank_weight`; 0 when off).
+    #[serde(default)]
+    pub rank: f64,
     /// Learning rate at the epoch's last step.
     pub learning_rate: f64,
     /// Validation metrics at each cut-off (empty when not validated this epoch).
@@ -208,6 +230,9 @@ impl fmt::Display for EpochStats {
             "epoch {:>3}  loss {:.4}  ce {:.4}  rdrop {:.4}  lr {:.2e}",
             self.epoch, self.loss, self.cross_entropy, self.rdrop, self.learning_rate
         )?;
+        if self.rank > 0.0 {
+            write!(f, "  rank {:.4}", self.rank)?;
+        }
         for m in &self.valid {
             write!(f, "  R@{} {:.4}", m.k, m.recall)?;
         }
@@ -244,15 +269,15 @@ impl TrainHistory {
             .find(|e| !e.valid.is_empty())
             .map(|e| e.valid.iter().map(|m| m.k).collect())
             .unwrap_or_default();
-        let mut out = String::from("epoch,loss,cross_entropy,rdrop,learning_rate,seconds");
+        let mut out = String::from("epoch,loss,cross_entropy,rdrop,rank,learning_rate,seconds");
         for k in &ks {
             out.push_str(&format!(",recall@{k},mrr@{k}"));
         }
         out.push('\n');
         for e in &self.epochs {
             out.push_str(&format!(
-                "{},{},{},{},{},{}",
-                e.epoch, e.loss, e.cross_entropy, e.rdrop, e.learning_rate, e.seconds
+                "{},{},{},{},{},{},{}",
+                e.epoch, e.loss, e.cross_entropy, e.rdrop, e.rank, e.learning_rate, e.seconds
             ));
             for i in 0..ks.len() {
                 match e.valid.get(i) {
@@ -482,6 +507,135 @@ impl Batches {
     }
 }
 
+/// The ranking loss's lists, mined from the model's own beams. Per query row: its target's
+/// identifier, then `n - 1` negatives (other items the beams returned, best first; the target
+/// again, masked, where the beams held fewer), as decoder inputs, targets and groups. `mask`
+/// is 1 where an entry's prefix differs from the target's at that position (the target's own
+/// entry is always 1), 0 elsewhere: equal prefixes are no competitors there.
+struct RankLists {
+    /// Entries per list (1 + negatives).
+    n: usize,
+    len: usize,
+    inputs: Vec<i32>,
+    targets: Vec<i32>,
+    mask: Vec<f32>,
+    groups: Option<crate::generator::HostGroups>,
+    /// Query rows that have at least one real negative.
+    has_negative: Vec<bool>,
+}
+
+impl RankLists {
+    /// Searches every query row of `batches` with `generator` (beam `train.beam_width`) and
+    /// keeps the best `train.rank_negatives` hits that are not the row's target.
+    #[allow(clippy::too_many_arguments, reason = "the training loop's state, passed through")]
+    fn mine(
+        generator: &Generator,
+        config: &GeneratorConfig,
+        dims: &GeneratorDims,
+        trie: &IdTrie,
+        ids: &IdAssignment,
+        batches: &Batches,
+        train: &TrainConfig,
+    ) -> Result<Self> {
+        let (w, len) = (batches.width, batches.len);
+        let n_queries = batches.n_queries;
+        let queries =
+            ndarray::ArrayView2::from_shape((n_queries, w), &batches.queries[..n_queries * w])
+                .map_err(|_| Error::DimMismatch {
+                    what: "ranking loss: query rows",
+                    got: batches.queries.len(),
+                    expected: n_queries * w,
+                })?;
+        let n = train.rank_negatives + 1;
+        let search =
+            BeamSearchConfig::default().with_beam_width(train.beam_width.max(n)).with_top_k(n);
+        let hits = generator.search(trie, search, queries)?;
+        let mut tokens = Vec::with_capacity(n_queries * n * len);
+        let mut mask = Vec::with_capacity(n_queries * n * len);
+        let mut has_negative = Vec::with_capacity(n_queries);
+        for (r, row) in hits.iter().enumerate() {
+            let target = batches.row_items[r];
+            let lookup = |item: u32| {
+                ids.id(item as usize).ok_or(Error::UnknownItem {
+                    what: "ranking loss",
+                    item,
+                    n_items: ids.len(),
+                })
+            };
+            let pos = lookup(target)?;
+            tokens.extend_from_slice(pos);
+            mask.extend(std::iter::repeat_n(1.0, len));
+            let mut found = 0;
+            for hit in row.iter().filter(|h| h.item != target).take(n - 1) {
+                let neg = lookup(hit.item)?;
+                tokens.extend_from_slice(neg);
+                let first = pos.iter().zip(neg).position(|(a, b)| a != b).unwrap_or(len);
+                mask.extend((0..len).map(|p| if p >= first { 1.0 } else { 0.0 }));
+                found += 1;
+            }
+            for _ in found..n - 1 {
+                tokens.extend_from_slice(pos);
+                mask.extend(std::iter::repeat_n(0.0, len));
+            }
+            has_negative.push(found > 0);
+        }
+        let inputs = decoder_inputs(&tokens, len, dims.vocab_size)?;
+        let targets = tokens.iter().map(|&t| t as i32).collect();
+        let groups = crate::generator::groups_host(config, dims, trie, &tokens);
+        Ok(Self { n, len, inputs, targets, mask, groups, has_negative })
+    }
+
+    /// The mean prefix-level ranking loss of query rows `rows` (indices into the batch's
+    /// `queries`, `[b, n_query_vectors, d_query]`, whose row `j` is `batch_rows[j]`).
+    fn loss(
+        &self,
+        model: &GeneratorModel,
+        queries: &Tensor<3>,
+        batch_rows: &[usize],
+        device: &Device,
+    ) -> Option<Tensor<1>> {
+        let picked: Vec<(usize, usize)> = batch_rows
+            .iter()
+            .enumerate()
+            .filter(|&(_, &r)| self.has_negative.get(r).copied().unwrap_or(false))
+            .map(|(j, &r)| (j, r))
+            .collect();
+        if picked.is_empty() {
+            return None;
+        }
+        let (n, len) = (self.n, self.len);
+        let m = picked.len();
+        let rows: Vec<usize> = picked.iter().flat_map(|&(_, r)| r * n..(r + 1) * n).collect();
+        let repeat: Vec<i32> =
+            picked.iter().flat_map(|&(j, _)| std::iter::repeat_n(j as i32, n)).collect();
+        let mut inputs = Vec::with_capacity(rows.len() * len);
+        let mut targets = Vec::with_capacity(rows.len() * len);
+        let mut mask = Vec::with_capacity(rows.len() * len);
+        for &row in &rows {
+            inputs.extend_from_slice(&self.inputs[row * len..(row + 1) * len]);
+            targets.extend_from_slice(&self.targets[row * len..(row + 1) * len]);
+            mask.extend_from_slice(&self.mask[row * len..(row + 1) * len]);
+        }
+        let queries = queries.clone().select(0, int_tensor(&repeat, [m * n], device));
+        let groups = self.groups.as_ref().map(|g| g.select(&rows, device));
+        let logits = model.forward_groups(
+            queries,
+            int_tensor(&inputs, [m * n, len], device),
+            groups.as_ref(),
+        );
+        let targets = int_tensor(&targets, [m * n, len, 1], device);
+        let tokens = log_softmax(logits, 2).gather(2, targets).reshape([m, n, len]);
+        let prefix = tokens.cumsum(2);
+        let mask = Tensor::<3>::from_data(TensorData::new(mask, [m, n, len]), device);
+        // Masked entries sink far below any log-probability, so they add nothing to the sum.
+        let scores = prefix.clone() + mask.sub_scalar(1.0).mul_scalar(1e4);
+        let top = scores.clone().max_dim(1).detach();
+        let lse = (scores - top.clone()).exp().sum_dim(1).log() + top;
+        let target = prefix.narrow(1, 0, 1);
+        Some((lse - target).mean())
+    }
+}
+
 impl GeneratorConfig {
     /// Trains a generator on `data` (query vectors and their items, whose identifiers `trie`
     /// holds) with AdamW on `device` (autodiff is enabled internally) and returns it with its
@@ -631,18 +785,32 @@ impl GeneratorConfig {
         let mut step = 0;
         for epoch in 0..train.n_epochs {
             let start = Instant::now();
+            // The ranking loss's negatives come from the model as it stands at the epoch's
+            // start (the untrained tree search's beams in the first epoch).
+            let lists = if train.rank_weight > 0.0 {
+                let generator = Generator::from_parts(self, dims, model.clone().valid(), &plain);
+                Some(RankLists::mine(&generator, self, dims, trie, &ids, &batches, train)?)
+            } else {
+                None
+            };
             let order = batches.epoch_rows(item_queries, &mut rng);
-            let mut sums = [0.0f64; 3];
+            let mut sums = [0.0f64; 4];
             let mut lr = train.learning_rate;
             for (b, rows) in order.chunks(batch_size).enumerate() {
                 let (q, i, t, g) = batches.batch(rows, train.interpolation, &mut rng, &ad);
+                let rank = lists.as_ref().and_then(|l| l.loss(&model, &q, rows, &ad));
                 let terms = loss_terms(&model, q, i, t, g.as_ref(), train.rdrop, train.omega);
-                // One read-back per batch for the three terms.
+                let (total, rank) = match rank {
+                    Some(rank) => (terms.total + rank.clone().mul_scalar(train.rank_weight), rank),
+                    None => (terms.total, terms.rdrop.zeros_like()),
+                };
+                // One read-back per batch for the four terms.
                 let values = Tensor::cat(
                     vec![
-                        terms.total.clone().detach(),
+                        total.clone().detach(),
                         terms.cross_entropy.detach(),
                         terms.rdrop.detach(),
+                        rank.detach(),
                     ],
                     0,
                 );
@@ -651,7 +819,7 @@ impl GeneratorConfig {
                     *sum += f64::from(v);
                 }
                 lr = train.lr(step, total_steps);
-                let grads = GradientsParams::from_grads(terms.total.backward(), &model);
+                let grads = GradientsParams::from_grads(total.backward(), &model);
                 model = optim.step(lr, model, grads);
                 step += 1;
                 observer(TrainEvent::Batch {
@@ -691,6 +859,7 @@ impl GeneratorConfig {
                 loss: sums[0] / n_batches as f64,
                 cross_entropy: sums[1] / n_batches as f64,
                 rdrop: sums[2] / n_batches as f64,
+                rank: sums[3] / n_batches as f64,
                 learning_rate: lr,
                 valid: metrics,
                 seconds: start.elapsed().as_secs_f64(),

@@ -459,7 +459,9 @@ fn history_writes_csv_and_json() {
     let csv = history.to_csv();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3);
-    assert!(lines[0].starts_with("epoch,loss,cross_entropy,rdrop,learning_rate,seconds,recall@1"));
+    assert!(
+        lines[0].starts_with("epoch,loss,cross_entropy,rdrop,rank,learning_rate,seconds,recall@1")
+    );
     let dir = std::env::temp_dir().join(format!("cart-model-hist-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     history.save(dir.join("h.json")).unwrap();
