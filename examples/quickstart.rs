@@ -14,7 +14,7 @@
 //!     [--seed 0] [--save DIR] [--quiet] [--no-dense-head] [--item-queries 1.0]
 //!     [--interpolation 0.5] [--targets auto|supervised|raw] [--rerank-vectors auto|supervised|raw]
 //!     [--subtree-prior auto|on|off] [--transformer-scale 0.1] [--device cpu|wgpu]
-//!     [--rank-weight 0] [--rank-negatives 4] [--plot DIR]
+//!     [--rank-weight 0.1] [--rank-negatives 1] [--rank-rows 1] [--plot DIR]
 //! ```
 //!
 //! - Names (on; `--no-names` drops them): each item's English name, embedded by the query
@@ -34,6 +34,10 @@
 //!   `--raw-targets` (dense-head targets from the items' e5 vectors alone, not their supervised
 //!   centroids), `--transformer-scale` (0: the dense head alone) are the ablation's switches
 //!   (`benches/ablation.sh`); `--shape KxMxC` sets the identifier shape.
+//! - The prefix-level ranking loss (weight 0.1; `--rank-weight 0` turns it off): each epoch
+//!   the model searches its training queries, and its best answer that is another item is the
+//!   query's negative (`--rank-negatives`, `--rank-rows` the share of queries given one). It
+//!   raised validation R@1 on both seeds measured and costs about 1.7x the training time.
 //! - `--device cpu` (burn's flex backend, the default) or `--device wgpu` (build with
 //!   `--features wgpu`): the device is always chosen explicitly, since burn's
 //!   `Device::default()` picks wgpu whenever it is built.
@@ -66,6 +70,7 @@ struct Args {
     interpolation: Option<f64>,
     rank_weight: Option<f64>,
     rank_negatives: Option<usize>,
+    rank_rows: Option<f64>,
     /// Given: `Some(true)` supervised centroids, `Some(false)` raw vectors, `None` picked.
     targets: Option<Option<bool>>,
     rerank_vectors: Option<Option<bool>>,
@@ -94,6 +99,7 @@ fn parse() -> Result<Args> {
         interpolation: None,
         rank_weight: None,
         rank_negatives: None,
+        rank_rows: None,
         targets: None,
         rerank_vectors: None,
         subtree_prior: None,
@@ -124,6 +130,7 @@ fn parse() -> Result<Args> {
             "--interpolation" => a.interpolation = Some(value()?.parse()?),
             "--rank-weight" => a.rank_weight = Some(value()?.parse()?),
             "--rank-negatives" => a.rank_negatives = Some(value()?.parse()?),
+            "--rank-rows" => a.rank_rows = Some(value()?.parse()?),
             "--raw-targets" => a.targets = Some(Some(false)),
             "--targets" => a.targets = Some(choice(&flag, &value()?)?),
             "--rerank-vectors" => a.rerank_vectors = Some(choice(&flag, &value()?)?),
@@ -230,6 +237,9 @@ fn main() -> Result<()> {
     }
     if let Some(x) = args.rank_negatives {
         config.train = config.train.with_rank_negatives(x);
+    }
+    if let Some(x) = args.rank_rows {
+        config.train = config.train.with_rank_rows(x);
     }
     // without the dense head the transformer must learn the ranking from scratch: 28 epochs
     let epochs = args.epochs.unwrap_or(if args.dense_head { config.train.n_epochs } else { 28 });

@@ -15,7 +15,8 @@
 //! tables and re-rank vectors, picked on validation by default, as is the subtree prior;
 //! `SEED=N` the corpus's and the index's seed, default 0; `LR=x` the peak learning rate; `BEAM=N`
 //! the generator's beam width; `RANK=w` the weight of the prefix-level ranking loss, `RANK_NEG=N`
-//! its negatives per query. The train column names the kept epoch: 0 is the untrained model.)
+//! its negatives per query, `RANK_ROWS=x` the share of queries given negatives each epoch. The
+//! train column names the kept epoch: 0 is the untrained model.)
 //!
 //! Where the generator and dense search are close, the `generator vs dense` column says whether
 //! the difference means anything: the test queries only the generator gets right at rank 1, those
@@ -122,6 +123,9 @@ fn main() -> Result<()> {
                 config.train.rank_weight = w;
             }
             config.train.rank_negatives = env("RANK_NEG", config.train.rank_negatives)?;
+            if let Some(x) = std::env::var("RANK_ROWS").ok().map(|v| v.parse()).transpose()? {
+                config.train.rank_rows = x;
+            }
             let corpus = Corpus::new(items, data.train_queries.view(), &data.train_items)
                 .with_rerank(data.items_in_query_space.view());
             let t = Instant::now();

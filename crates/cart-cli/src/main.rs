@@ -158,6 +158,16 @@ struct FitArgs {
     /// off [default: 0.5].
     #[arg(long)]
     interpolation: Option<f64>,
+    /// Weight of the prefix-level ranking loss against negatives mined from the model's own
+    /// beams each epoch; 0 turns it off [default: 0.1].
+    #[arg(long)]
+    rank_weight: Option<f64>,
+    /// Negatives per training query for the ranking loss [default: 1].
+    #[arg(long)]
+    rank_negatives: Option<usize>,
+    /// Share of the training queries given negatives each epoch [default: 1.0].
+    #[arg(long)]
+    rank_rows: Option<f64>,
     /// Add the R-Drop term (doubles the cost of a step; worth it on a GPU) [default: off].
     #[arg(long)]
     rdrop: bool,
@@ -484,6 +494,15 @@ fn config_from(a: &FitArgs, d_item: usize) -> Result<IndexConfig> {
     }
     if let Some(v) = a.interpolation {
         t.interpolation = v;
+    }
+    if let Some(v) = a.rank_weight {
+        t.rank_weight = v;
+    }
+    if let Some(v) = a.rank_negatives {
+        t.rank_negatives = v;
+    }
+    if let Some(v) = a.rank_rows {
+        t.rank_rows = v;
     }
     if a.rdrop {
         t.rdrop = true;

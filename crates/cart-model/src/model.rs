@@ -592,18 +592,18 @@ pub(crate) struct PositionGroup {
 }
 
 impl Groups {
-    /// The rows twice (for R-Drop's doubled batch).
-    pub(crate) fn doubled(&self) -> Self {
-        let twice2 = |t: &Tensor<2, Int>| Tensor::cat(vec![t.clone(), t.clone()], 0);
+    /// These rows, then `other`'s (one batch of both; the trie's leaves are the same).
+    pub(crate) fn concat(&self, other: &Self) -> Self {
         Self {
             leaf_items: self.leaf_items.clone(),
             positions: self
                 .positions
                 .iter()
-                .map(|g| PositionGroup {
-                    lo: twice2(&g.lo),
-                    hi: twice2(&g.hi),
-                    valid: Tensor::cat(vec![g.valid.clone(), g.valid.clone()], 0),
+                .zip(&other.positions)
+                .map(|(a, b)| PositionGroup {
+                    lo: Tensor::cat(vec![a.lo.clone(), b.lo.clone()], 0),
+                    hi: Tensor::cat(vec![a.hi.clone(), b.hi.clone()], 0),
+                    valid: Tensor::cat(vec![a.valid.clone(), b.valid.clone()], 0),
                 })
                 .collect(),
         }

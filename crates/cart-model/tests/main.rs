@@ -478,6 +478,48 @@ fn history_writes_csv_and_json() {
 }
 
 #[test]
+fn ranking_loss_is_added_with_its_weight_and_is_deterministic() {
+    let data = data(30, 3, 8, 5);
+    let device = Device::flex();
+    let config = small_dense().with_dropout(0.0);
+    let trie = data.ids.to_trie().unwrap();
+    let pairs = Pairs::new(m(&data.queries, data.d), &data.items);
+    let base = TrainConfig::new().with_n_epochs(2).with_batch_size(16).with_beam_width(6);
+    let run = |train: &TrainConfig| {
+        let _guard = rng_lock();
+        config.fit(pairs, None, &trie, train, &device).unwrap().1
+    };
+    let off = run(&base);
+    assert!(off.epochs.iter().all(|e| e.rank.abs() < 1e-12), "{off}");
+    let ranked = base.clone().with_rank_weight(0.5).with_rank_negatives(3);
+    let (a, b) = (run(&ranked), run(&ranked));
+    for e in &a.epochs {
+        // the beams of an untrained model hold other items, so every epoch has negatives
+        assert!(e.rank > 0.0, "{a}");
+        let sum = e.cross_entropy + 0.5 * e.rank;
+        assert!((e.loss - sum).abs() < 1e-4 * sum.max(1.0), "{e}: loss is ce + 0.5 rank");
+    }
+    let losses = |h: &TrainHistory| h.epochs.iter().map(|e| e.loss).collect::<Vec<_>>();
+    assert_eq!(losses(&a), losses(&b), "negatives are mined deterministically");
+    assert_ne!(losses(&a), losses(&off), "the ranking loss changes training");
+
+    for bad in [
+        base.clone().with_rank_weight(-1.0),
+        base.clone().with_rank_weight(f64::NAN),
+        base.clone().with_rank_weight(1.0).with_rank_negatives(0),
+    ] {
+        let _guard = rng_lock();
+        assert!(
+            matches!(
+                config.fit(pairs, None, &trie, &bad, &device),
+                Err(Error::InvalidConfig { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
 fn training_is_deterministic_given_a_seed() {
     let data = data(10, 2, 4, 9);
     let device = Device::flex();

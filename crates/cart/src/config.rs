@@ -48,7 +48,8 @@ pub struct IndexConfig {
     #[config(default = "GeneratorConfig::new()")]
     pub generator: GeneratorConfig,
     /// How the generator is trained. Default: [`TrainConfig::new`] (batch 128, 4 epochs,
-    /// item-as-query rows 1.0, interpolation 0.5, R-Drop off).
+    /// item-as-query rows 1.0, interpolation 0.5, ranking loss 0.1 with one negative per
+    /// query from the model's own beams, R-Drop off).
     #[config(default = "TrainConfig::new()")]
     pub train: TrainConfig,
     /// Which vectors build the identifiers. Default: [`IdVectors::Items`].
