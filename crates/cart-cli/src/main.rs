@@ -60,7 +60,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Fit an index on item vectors and (query, item) training pairs, and save it.
-    Fit(FitArgs),
+    Fit(Box<FitArgs>),
     /// Answer queries with a saved index: item ids and scores as .npy or JSON lines.
     Search(SearchArgs),
     /// Measure a saved index on test queries against the dense baselines (the quickstart's
@@ -393,7 +393,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     let device = cart_cli::device(&cli.device)?;
     match cli.command {
-        Command::Fit(a) => fit(a, cli.quiet, &device),
+        Command::Fit(a) => fit(*a, cli.quiet, &device),
         Command::Search(a) => search(a, cli.quiet, &device),
         Command::Eval(a) => eval(a, cli.quiet, &device),
         Command::Add(a) => add(a, cli.quiet, &device),

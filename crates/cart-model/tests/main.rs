@@ -514,7 +514,7 @@ fn ranking_loss_is_added_with_its_weight_and_is_deterministic() {
     for bad in [
         base.clone().with_rank_weight(-1.0),
         base.clone().with_rank_weight(f64::NAN),
-        base.clone().with_rank_weight(1.0).with_rank_negatives(0),
+        base.with_rank_weight(1.0).with_rank_negatives(0),
     ] {
         let _guard = rng_lock();
         assert!(
