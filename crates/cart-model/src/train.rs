@@ -707,18 +707,15 @@ impl RankLists {
         let repeat: Vec<i32> =
             picked.iter().flat_map(|&(j, _)| std::iter::repeat_n(j as i32, n)).collect();
         let own: Vec<i32> = picked.iter().map(|&(j, _)| j as i32).collect();
-        let gather = |table: &[i32]| -> Vec<i32> {
+        fn gather<T: Copy>(table: &[T], rows: &[usize], len: usize) -> Vec<T> {
             rows.iter().flat_map(|&row| table[row * len..(row + 1) * len].iter().copied()).collect()
-        };
-        let mask: Vec<f32> = rows
-            .iter()
-            .flat_map(|&row| self.mask[row * len..(row + 1) * len].iter().copied())
-            .collect();
+        }
+        let mask = gather(&self.mask, &rows, len);
         Some(Negatives {
             rows: int_tensor(&own, [m], device),
             queries: queries.clone().select(0, int_tensor(&repeat, [m * n], device)),
-            inputs: int_tensor(&gather(&self.inputs), [m * n, len], device),
-            targets: int_tensor(&gather(&self.targets), [m * n, len], device),
+            inputs: int_tensor(&gather(&self.inputs, &rows, len), [m * n, len], device),
+            targets: int_tensor(&gather(&self.targets, &rows, len), [m * n, len], device),
             groups: self.groups.as_ref().map(|g| g.select(&rows, device)),
             mask: Tensor::from_data(TensorData::new(mask, [m, n, len]), device),
         })
@@ -1071,6 +1068,51 @@ mod tests {
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
         let none = Tensor::<3>::zeros([1, 2, 2], &device);
         assert!(scalar(rank_loss(pos, neg, none)).abs() < 1e-6, "no competitors, no loss");
+    }
+
+    /// The batch, its negatives and R-Drop's second pass share one forward pass: without
+    /// dropout, each term must equal the term computed on its own.
+    #[test]
+    fn negatives_and_rdrop_in_one_pass_give_the_separate_terms() {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let model = tiny(0.0).build(&GeneratorDims::new(6, 12, 3), &device);
+        let q =
+            Tensor::<3>::random([4, 1, 6], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let i = int_tensor(&[1, 3, 5, 1, 4, 6, 1, 3, 7, 1, 2, 8], [4, 3], &device);
+        let t = int_tensor(&[3, 5, 9, 4, 6, 10, 3, 7, 11, 2, 8, 9], [4, 3], &device);
+        // rows 1 and 3 get one negative each: row 3's target, and row 0's
+        let negatives = || Negatives {
+            rows: int_tensor(&[1, 3], [2], &device),
+            queries: q.clone().select(0, int_tensor(&[1, 3], [2], &device)),
+            inputs: int_tensor(&[1, 2, 8, 1, 3, 5], [2, 3], &device),
+            targets: int_tensor(&[2, 8, 9, 3, 5, 9], [2, 3], &device),
+            groups: None,
+            mask: Tensor::ones([2, 1, 3], &device),
+        };
+        let plain =
+            loss_terms(&model, q.clone(), i.clone(), t.clone(), None, false, 1.0, None, 0.0);
+        let ranked = |rdrop| {
+            loss_terms(
+                &model,
+                q.clone(),
+                i.clone(),
+                t.clone(),
+                None,
+                rdrop,
+                1.0,
+                Some(negatives()),
+                0.5,
+            )
+        };
+        let (one, two) = (ranked(false), ranked(true));
+        let ce = scalar(plain.cross_entropy);
+        assert!((scalar(one.cross_entropy) - ce).abs() < 1e-5);
+        assert!((scalar(two.cross_entropy) - ce).abs() < 1e-5);
+        let rank = scalar(one.rank);
+        assert!(rank > 0.0 && (scalar(two.rank) - rank).abs() < 1e-5, "{rank}");
+        assert!((scalar(one.total) - (ce + 0.5 * rank)).abs() < 1e-5);
+        assert!(scalar(two.rdrop).abs() < 1e-6, "no dropout, identical passes");
     }
 
     #[test]

@@ -596,6 +596,8 @@ fn saving_into_a_missing_directory_is_an_io_error() {
 /// items of a prefix exactly by `q . e_item`: it starts as a tree search by subtree centroids.
 #[test]
 fn untrained_dense_head_ranks_coarse_tokens_by_centroid_similarity() {
+    // held for the whole test, so that nothing here draws from the RNG the seeded tests share
+    let _guard = rng_lock();
     let layout = IdLayout::new(6, 1, 4, 2).unwrap();
     let width = 8;
     let mut rng = Lcg(17);
@@ -606,7 +608,6 @@ fn untrained_dense_head_ranks_coarse_tokens_by_centroid_similarity() {
     let trie = ids.to_trie().unwrap();
     let device = Device::flex();
     let mut g = {
-        let _guard = rng_lock();
         device.seed(3);
         small_dense().init(&GeneratorDims::for_trie(width, &trie), &device).unwrap()
     };
@@ -660,6 +661,8 @@ fn untrained_dense_head_ranks_coarse_tokens_by_centroid_similarity() {
 /// transformer starts silent); without it the `ln n` term is absent.
 #[test]
 fn subtree_prior_adds_log_counts_to_the_first_step() {
+    // held for the whole test, so that nothing here draws from the RNG the seeded tests share
+    let _guard = rng_lock();
     let layout = IdLayout::new(6, 1, 4, 2).unwrap();
     let width = 8;
     // clusters 0..3 hold three items each, clusters 3..6 one
@@ -685,7 +688,6 @@ fn subtree_prior_adds_log_counts_to_the_first_step() {
     let q: Vec<f32> = (0..width).map(|_| rng.next() - 0.5).collect();
     for prior in [false, true] {
         let mut g = {
-            let _guard = rng_lock();
             device.seed(5);
             small_dense()
                 .with_subtree_prior(prior)
@@ -717,6 +719,8 @@ fn subtree_prior_adds_log_counts_to_the_first_step() {
 /// item table's running sums on the device).
 #[test]
 fn cached_decoding_equals_full_recompute_with_dense_head() {
+    // held for the whole test, so that nothing here draws from the RNG the seeded tests share
+    let _guard = rng_lock();
     let layout = IdLayout::new(4, 2, 3, 3).unwrap();
     let mut rng = Lcg(23);
     let n_items = 20;
@@ -725,7 +729,6 @@ fn cached_decoding_equals_full_recompute_with_dense_head() {
     let ids = assign_ids(&layout, &coarse, &fine).unwrap();
     let trie = ids.to_trie().unwrap();
     let mut g = {
-        let _guard = rng_lock();
         let device = Device::flex();
         device.seed(4);
         tiny().with_dense_head(true).init(&GeneratorDims::for_trie(5, &trie), &device).unwrap()
