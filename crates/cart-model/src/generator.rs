@@ -47,7 +47,7 @@ impl GeneratorConfig {
         Ok(Generator {
             config: self.clone(),
             dims: dims.clone(),
-            model: self.build(dims, device),
+            model: self.build(dims, device).initialized(),
             device: device.clone(),
         })
     }

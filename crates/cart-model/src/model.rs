@@ -686,7 +686,33 @@ impl DenseHead {
     }
 }
 
+/// Touches every parameter once (see [`GeneratorModel::initialized`]).
+struct Materialize;
+
+impl burn::module::ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+
+    fn visit_int<const D: usize>(&mut self, param: &Param<Tensor<D, Int>>) {
+        let _ = param.val();
+    }
+
+    fn visit_bool<const D: usize>(&mut self, param: &Param<Tensor<D, Bool>>) {
+        let _ = param.val();
+    }
+}
+
 impl GeneratorModel {
+    /// Draws every lazily initialised parameter now. burn initialises a parameter on its first
+    /// use, from the device's RNG as it stands then, so without this a model's weights would
+    /// depend on whatever else drew from that RNG between `build` and the first forward pass
+    /// (another model, another thread), not only on the seed set before `build`.
+    pub(crate) fn initialized(self) -> Self {
+        self.visit(&mut Materialize);
+        self
+    }
+
     /// The dense head, if the model has one.
     pub(crate) fn dense(&self) -> Option<&DenseHead> {
         self.dense.as_ref()

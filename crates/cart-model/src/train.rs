@@ -839,7 +839,7 @@ impl GeneratorConfig {
         let mut model = match start {
             // A fork gets its own autodiff graph on the training device; `train` undoes `valid`.
             Some(model) => model.clone().fork(&ad).train(),
-            None => self.build(dims, &ad),
+            None => self.build(dims, &ad).initialized(),
         };
         let clip =
             (train.grad_clip > 0.0).then_some(GradientClippingConfig::Norm(train.grad_clip as f32));
