@@ -53,7 +53,10 @@ pub struct TrainConfig {
     /// Weight `omega` of the R-Drop term. Default: 1.0.
     #[config(default = 1.0)]
     pub omega: f64,
-    /// Seed for the weights, the shuffling and dropout. Default: 0.
+    /// Seed for the weights, the shuffling and dropout. Default: 0. The weights and dropout
+    /// masks come from burn's device RNG, which is one per process: a fit is reproducible as
+    /// long as no other thread draws from that RNG (another fit, a model's `init`) while it
+    /// runs.
     #[config(default = 0)]
     pub seed: u64,
     /// Beam width of the validation search. Default: 10.

@@ -70,7 +70,9 @@ pub struct RqVaeTrainConfig {
     #[config(default = 1e-3)]
     pub learning_rate: f64,
 
-    /// Seed for weights, shuffling, K-Means initialisation and dead-code resets.
+    /// Seed for weights, shuffling, K-Means initialisation and dead-code resets. The weights
+    /// come from burn's device RNG, which is one per process: a fit is reproducible as long as
+    /// no other thread draws from that RNG while it starts.
     #[config(default = 0)]
     pub seed: u64,
     /// Initialise the codebooks by K-Means on the first batch (else: random latents).
@@ -210,7 +212,25 @@ fn mlp_forward(layers: &[Linear], mut x: Tensor<2>) -> Tensor<2> {
     x
 }
 
+/// Touches every parameter once (see [`RqVaeModel::initialized`]).
+struct Materialize;
+
+impl burn::module::ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
 impl RqVaeModel {
+    /// Draws every lazily initialised parameter now. burn initialises a parameter on its first
+    /// use, from the device's RNG as it stands then; without this the weights would depend on
+    /// whatever drew from that RNG between `build` and the first forward pass, not only on the
+    /// seed.
+    fn initialized(self) -> Self {
+        self.visit(&mut Materialize);
+        self
+    }
+
     fn encode_latent(&self, x: Tensor<2>) -> Tensor<2> {
         mlp_forward(&self.encoder, x)
     }
@@ -368,7 +388,8 @@ impl RqVaeConfig {
     /// [`Error::InvalidConfig`] for a zero width, level count or codebook size.
     pub fn init(&self, device: &Device) -> Result<RqVae> {
         self.validate()?;
-        Ok(RqVae { config: self.clone(), model: self.build(device), device: device.clone() })
+        let model = self.build(device).initialized();
+        Ok(RqVae { config: self.clone(), model, device: device.clone() })
     }
 
     /// Trains an RQ-VAE on `data` (`[n, d_input]`) with Adam on `device` (autodiff is enabled
@@ -415,7 +436,7 @@ impl RqVaeConfig {
         let ad = plain.clone().autodiff();
         ad.seed(train.seed);
         let mut rng = StdRng::seed_from_u64(train.seed);
-        let mut model = self.build(&ad);
+        let mut model = self.build(&ad).initialized();
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut rng);
         if train.kmeans_init {

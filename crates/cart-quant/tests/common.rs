@@ -5,6 +5,15 @@ use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+/// burn's seeded RNG is one per process, shared by every thread: an RQ-VAE fit seeds it and
+/// draws its initial weights from it, so fits run one at a time to see exactly the stream their
+/// seed gives.
+static RNG_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub(crate) fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    RNG_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub(crate) fn device() -> Device {
     Device::flex()
 }

@@ -21,7 +21,10 @@ fn fitted() -> (ndarray::Array2<f32>, CoarseToFine) {
     let config =
         CoarseToFineConfig::new(KMeansConfig::new(4), small_config(16).with_codebook_size(8))
             .with_train(crate::rqvae::small_train().with_n_epochs(2));
-    let (q, _) = config.fit(data.view(), &device()).unwrap();
+    let (q, _) = {
+        let _guard = crate::common::rng_lock();
+        config.fit(data.view(), &device()).unwrap()
+    };
     (data, q)
 }
 

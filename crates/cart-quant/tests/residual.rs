@@ -54,6 +54,7 @@ fn residual_quantizer_round_trips_codes() {
 
 #[test]
 fn coarse_to_fine_codes_are_k_then_v() {
+    let _guard = crate::common::rng_lock();
     let (data, _) = blobs(8, 32, 16, 1.0, 4);
     let config = CoarseToFineConfig::new(KMeansConfig::new(8), small_config(16))
         .with_train(small_train().with_n_epochs(40));

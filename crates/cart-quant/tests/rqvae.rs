@@ -5,7 +5,7 @@ use ndarray::Array2;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::common::{blobs, device, normal, uniform};
+use crate::common::{blobs, device, normal, rng_lock, uniform};
 
 /// Additive two-level structure, what residual quantizers model: point `(i, j)` is
 /// `a_i + b_j + noise` for 16 coarse offsets `a` and 16 fine offsets `b` (256 points, d = 16).
@@ -41,6 +41,7 @@ pub(crate) fn small_train() -> RqVaeTrainConfig {
 
 #[test]
 fn trains_without_collapse_on_clustered_data() {
+    let _guard = rng_lock();
     // 64 well separated clusters of 4 points; 2 levels of 16 codes give 256 tuples.
     let (data, truth) = blobs(64, 4, 16, 0.05, 11);
     let (rqvae, history) = small_config(16).fit(data.view(), &small_train(), &device()).unwrap();
@@ -70,6 +71,7 @@ fn trains_without_collapse_on_clustered_data() {
 
 #[test]
 fn additive_structure_is_learned() {
+    let _guard = rng_lock();
     let data = additive(1);
     let (rqvae, _) = small_config(16).fit(data.view(), &small_train(), &device()).unwrap();
     let diag = Diagnostics::compute(&rqvae, data.view(), 256, &device()).unwrap();
@@ -95,6 +97,7 @@ fn diagnostics_flag_a_collapsed_code() {
 
 #[test]
 fn history_and_determinism() {
+    let _guard = rng_lock();
     let data = uniform(64, 8, 3);
     let config = RqVaeConfig::new(8)
         .with_d_hidden(vec![16])
@@ -116,6 +119,7 @@ fn history_and_determinism() {
 
 #[test]
 fn typed_errors() {
+    let _guard = rng_lock();
     let dev = device();
     let data = uniform(32, 8, 4);
     let train = RqVaeTrainConfig::new().with_n_epochs(1);
@@ -161,6 +165,7 @@ fn configs_round_trip_through_json() {
 
 #[test]
 fn the_observer_sees_every_batch_and_epoch() {
+    let _guard = rng_lock();
     let data = uniform(100, 16, 2);
     let train = small_train().with_n_epochs(3).with_batch_size(32);
     let (mut batches, mut epochs) = (Vec::new(), Vec::new());
@@ -178,4 +183,24 @@ fn the_observer_sees_every_batch_and_epoch() {
     assert_eq!(batches.len(), 3 * 4, "100 rows in batches of 32: 4 per epoch");
     assert_eq!(batches[5], (1, 1, 4));
     assert_eq!(history.epochs.len(), 3);
+}
+
+/// `init` draws every weight from the seeded RNG at once: burn initialises parameters lazily,
+/// and a draw from the same RNG before the first forward pass must not change them.
+#[test]
+fn init_draws_all_weights_from_the_seed_at_once() {
+    let _guard = rng_lock();
+    let data = uniform(32, 8, 5);
+    let config = RqVaeConfig::new(8).with_d_hidden(vec![16]).with_d_latent(4).with_codebook_size(8);
+    let dev = device();
+    let encode = |interleave: bool| {
+        dev.seed(9);
+        let model = config.init(&dev).unwrap();
+        if interleave {
+            let _ = burn::Tensor::<2>::random([64, 64], burn::tensor::Distribution::Default, &dev)
+                .into_data();
+        }
+        model.decode(model.encode(data.view()).unwrap().view()).unwrap()
+    };
+    assert_eq!(encode(false), encode(true));
 }
