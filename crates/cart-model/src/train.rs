@@ -382,6 +382,8 @@ pub(crate) fn loss_terms(
     rank_weight: f64,
 ) -> LossTerms {
     let [b, _] = targets.dims();
+    // R-Drop's second pass needs the batch rows only, not the negatives.
+    let second = rdrop.then(|| (queries.clone(), inputs.clone(), targets.clone(), groups.cloned()));
     let (mut queries, mut inputs, mut targets, mut groups) =
         (queries, inputs, targets, groups.cloned());
     let mut extra = 0;
@@ -398,11 +400,14 @@ pub(crate) fn loss_terms(
         rank_parts = Some((neg.rows, neg.mask));
     }
     let rows = b + extra;
-    if rdrop {
-        queries = Tensor::cat(vec![queries.clone(), queries], 0);
-        inputs = Tensor::cat(vec![inputs.clone(), inputs], 0);
-        targets = Tensor::cat(vec![targets.clone(), targets], 0);
-        groups = groups.map(|g| g.concat(&g));
+    if let Some((q2, i2, t2, g2)) = second {
+        queries = Tensor::cat(vec![queries, q2], 0);
+        inputs = Tensor::cat(vec![inputs, i2], 0);
+        targets = Tensor::cat(vec![targets, t2], 0);
+        groups = match (groups, g2) {
+            (Some(a), Some(g)) => Some(a.concat(&g)),
+            _ => None,
+        };
     }
     let logp = log_softmax(model.forward_groups(queries, inputs, groups.as_ref()), 2);
     let tokens = token_log_probs(logp.clone(), targets);
