@@ -38,6 +38,7 @@ runs=(
   "relevance-aware ids (supervised centroids)|--ids-from supervised"
   "shape 64x2x32|--shape 64x2x32"
   "shape 128x2x16|--shape 128x2x16"
+  "re-rank centroids without the validation pairs|--rerank-held-out"
 )
 if [ -n "${ONLY:-}" ]; then
   # ONLY="0 2 3": run a subset of the rows above, by index

@@ -13,6 +13,7 @@
 //!     [--no-fusion] [--quantizer c2f|rq] [--shape 64x3x32] [--ids-from minilm|e5|supervised] [--beam 10]
 //!     [--seed 0] [--save DIR] [--quiet] [--no-dense-head] [--item-queries 1.0]
 //!     [--interpolation 0.5] [--targets auto|supervised|raw] [--rerank-vectors auto|supervised|raw]
+//!     [--rerank-held-out]
 //!     [--subtree-prior auto|on|off] [--transformer-scale 0.1] [--device cpu|wgpu]
 //!     [--rank-weight 0.1] [--rank-negatives 1] [--rank-rows 1] [--plot DIR]
 //! ```
@@ -34,6 +35,9 @@
 //!   `--raw-targets` (dense-head targets from the items' e5 vectors alone, not their supervised
 //!   centroids), `--transformer-scale` (0: the dense head alone) are the ablation's switches
 //!   (`benches/ablation.sh`); `--shape KxMxC` sets the identifier shape.
+//! - `--rerank-held-out` stores re-rank centroids fitted on the training split alone; by
+//!   default, once validation has picked the re-rank vectors and lambda, the stored centroids
+//!   are refitted on every pair (`IndexConfig::rerank_all_pairs`).
 //! - The prefix-level ranking loss (weight 0.1; `--rank-weight 0` turns it off): each epoch
 //!   the model searches its training queries, and its best answer that is another item is the
 //!   query's negative (`--rank-negatives`, `--rank-rows` the share of queries given one). It
@@ -74,6 +78,8 @@ struct Args {
     /// Given: `Some(true)` supervised centroids, `Some(false)` raw vectors, `None` picked.
     targets: Option<Option<bool>>,
     rerank_vectors: Option<Option<bool>>,
+    /// The stored re-rank centroids from the training split only (`rerank_all_pairs` off).
+    rerank_held_out: bool,
     subtree_prior: Option<Option<bool>>,
     transformer_scale: Option<f64>,
     shape: (usize, usize, usize),
@@ -102,6 +108,7 @@ fn parse() -> Result<Args> {
         rank_rows: None,
         targets: None,
         rerank_vectors: None,
+        rerank_held_out: false,
         subtree_prior: None,
         transformer_scale: None,
         shape: (64, 3, 32),
@@ -134,6 +141,7 @@ fn parse() -> Result<Args> {
             "--raw-targets" => a.targets = Some(Some(false)),
             "--targets" => a.targets = Some(choice(&flag, &value()?)?),
             "--rerank-vectors" => a.rerank_vectors = Some(choice(&flag, &value()?)?),
+            "--rerank-held-out" => a.rerank_held_out = true,
             "--subtree-prior" => {
                 a.subtree_prior = Some(match value()?.as_str() {
                     "auto" => None,
@@ -226,6 +234,7 @@ fn main() -> Result<()> {
     if let Some(p) = args.subtree_prior {
         config.subtree_prior = p;
     }
+    config.rerank_all_pairs = !args.rerank_held_out;
     if let Some(x) = args.item_queries {
         config.train = config.train.with_item_queries(x);
     }

@@ -436,7 +436,12 @@ impl CartIndex {
                     }
                     None => (0, config.fuse_lambda.unwrap_or(DEFAULT_FUSE_LAMBDA)),
                 };
-                let (choice, d) = dense.swap_remove(j);
+                let (choice, mut d) = dense.swap_remove(j);
+                if choice && config.rerank_all_pairs && !valid.1.is_empty() {
+                    // the choices are made; the stored centroids use every pair
+                    let all = centroids(raw, n, &flat(queries), query_items, width)?;
+                    d = DenseIndex::new(rows(&all, width)?, config.rerank_metric)?;
+                }
                 config.rerank_supervised = Some(choice);
                 config.fuse_lambda = Some(lambda);
                 Some(d)

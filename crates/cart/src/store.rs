@@ -56,7 +56,7 @@ use crate::{Error, Result};
 /// Name in the manifest's `format` field.
 pub const FORMAT: &str = "cart-index";
 /// Version of the index directory layout this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 const MANIFEST: &str = "index.json";
 const QUANTIZER: &str = "quantizer.bin";
@@ -199,6 +199,23 @@ fn recover(dir: &Path) -> Result<bool> {
     }
 }
 
+/// The CRC-32 a sealed manifest was sealed with: its bytes as read, with the checksum's digits
+/// put back to `0` (the checksum is the manifest's last field). Checking the bytes as written,
+/// not a re-serialisation, keeps older manifests checkable after fields are added.
+fn unsealed_crc(bytes: &[u8]) -> Option<u32> {
+    const KEY: &[u8] = b"\"checksum\": ";
+    let at = bytes.windows(KEY.len()).rposition(|w| w == KEY)? + KEY.len();
+    let digits = bytes[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&bytes[..at]);
+    crc.update(b"0");
+    crc.update(&bytes[at + digits..]);
+    Some(crc.finalize())
+}
+
 /// Reads and checks a manifest: JSON, format, version, its own checksum, the config.
 fn read_manifest(path: &Path) -> Result<Manifest> {
     let bytes = read(path)?;
@@ -209,7 +226,14 @@ fn read_manifest(path: &Path) -> Result<Manifest> {
         return Err(Error::format(path, "not a cart index manifest"));
     }
     let version = json.get("version").and_then(serde_json::Value::as_u64);
-    if version != Some(u64::from(FORMAT_VERSION)) {
+    let mut json = json;
+    if version == Some(4) {
+        // Version 4 had no `rerank_all_pairs`: its re-rank centroids were the training
+        // split's, which is what `false` means.
+        if let Some(config) = json.get_mut("config").and_then(|c| c.as_object_mut()) {
+            config.entry("rerank_all_pairs").or_insert(serde_json::Value::Bool(false));
+        }
+    } else if version != Some(u64::from(FORMAT_VERSION)) {
         return Err(Error::format(
             path,
             format!(
@@ -219,11 +243,9 @@ fn read_manifest(path: &Path) -> Result<Manifest> {
             ),
         ));
     }
-    let mut manifest: Manifest = serde_json::from_value(json)
+    let manifest: Manifest = serde_json::from_value(json)
         .map_err(|e| Error::format(path, format!("bad manifest: {e}")))?;
-    let stored = manifest.checksum;
-    manifest.checksum = 0;
-    if crc32fast::hash(&manifest.to_bytes()?) != stored {
+    if unsealed_crc(&bytes) != Some(manifest.checksum) {
         return Err(Error::format(path, "checksum mismatch: the manifest was edited or damaged"));
     }
     manifest.config.validate().map_err(|e| Error::format(path, format!("stored config: {e}")))?;
@@ -610,6 +632,47 @@ mod tests {
             let e = read_manifest(&path).unwrap_err();
             assert!(e.to_string().contains(field), "{field}: {e}");
         }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A version-4 manifest (no `rerank_all_pairs`) loads with the switch off, which is what
+    /// its training-split centroids were; an edit of one byte is still caught.
+    #[test]
+    fn a_version_4_manifest_loads_with_held_out_centroids() {
+        let dir = std::env::temp_dir().join(format!("cart-manifest-v4-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(MANIFEST);
+        let sealed = manifest(IndexConfig::residual(4, 1, 4)).sealed().unwrap();
+        let text = String::from_utf8(sealed).unwrap();
+        let v4: String = text
+            .lines()
+            .filter(|l| !l.contains("\"rerank_all_pairs\""))
+            .map(|l| {
+                if l.starts_with("  \"version\"") {
+                    "  \"version\": 4,".into()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(!v4.contains("rerank_all_pairs") && v4.contains("\"version\": 4,"));
+        let reseal = |body: &str| {
+            let at = body.rfind("\"checksum\": ").unwrap() + "\"checksum\": ".len();
+            let end = at + body[at..].bytes().take_while(u8::is_ascii_digit).count();
+            let zero = format!("{}0{}", &body[..at], &body[end..]);
+            format!("{}{}{}", &body[..at], crc32fast::hash(zero.as_bytes()), &body[end..])
+        };
+        let v4 = reseal(&v4);
+        fs::write(&path, &v4).unwrap();
+        let read = read_manifest(&path).unwrap();
+        assert!(!read.config.rerank_all_pairs);
+        assert_eq!(read.version, 4);
+        fs::write(&path, v4.replace("\"beam_width\": 10", "\"beam_width\": 11")).unwrap();
+        let e = read_manifest(&path).unwrap_err();
+        assert!(e.to_string().contains("checksum"), "{e}");
+        fs::write(&path, v4.replace("\"version\": 4,", "\"version\": 3,")).unwrap();
+        assert!(read_manifest(&path).unwrap_err().to_string().contains("format version 3"));
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -360,6 +360,40 @@ fn bad_input_is_a_typed_error() {
     assert!(matches!(index.id_of(60), Err(Error::UnknownItem { item: 60, .. })));
 }
 
+/// The stored supervised re-rank vectors are every pair's centroids once the validation split
+/// has made its choices (`rerank_all_pairs`), and the training split's with the switch off.
+#[test]
+fn stored_rerank_centroids_use_every_pair() {
+    let _guard = rng_lock();
+    let d = data(80);
+    let mut c = config(1);
+    c.validation_fraction = 0.3;
+    c.rerank_supervised = Some(true);
+    let all = cart::supervised_centroids(
+        d.items_in_query_space.view(),
+        d.train_queries.view(),
+        &d.train_items,
+    )
+    .unwrap();
+    let gap = |index: &CartIndex| {
+        let stored = index.dense().expect("re-rank vectors given").vectors();
+        stored.iter().zip(all.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max)
+    };
+    let index = CartIndex::fit(&c, corpus(&d), &Device::flex()).unwrap();
+    assert!(index.config().rerank_all_pairs);
+    assert!(gap(&index) < 1e-5, "every pair's centroids: {}", gap(&index));
+    c.rerank_all_pairs = false;
+    let held_out = CartIndex::fit(&c, corpus(&d), &Device::flex()).unwrap();
+    assert!(gap(&held_out) > 1e-2, "the training split's centroids: {}", gap(&held_out));
+
+    let root = scratch("all-pairs");
+    index.save(&root.join("index")).unwrap();
+    let back = CartIndex::load(&root.join("index"), &Device::flex()).unwrap();
+    assert!(back.config().rerank_all_pairs);
+    assert!(gap(&back) < 1e-5);
+    fs::remove_dir_all(&root).unwrap();
+}
+
 /// The fused search returns valid, distinct items; lambda is picked on the validation split
 /// and survives save/load; absurd beam widths are clamped, not a panic; the dense head fits,
 /// searches, saves and loads, and grows with add_items.
