@@ -387,8 +387,8 @@ fn stored_rerank_centroids_use_every_pair() {
     assert!(gap(&held_out) > 1e-2, "the training split's centroids: {}", gap(&held_out));
 
     let root = scratch("all-pairs");
-    index.save(&root.join("index")).unwrap();
-    let back = CartIndex::load(&root.join("index"), &Device::flex()).unwrap();
+    index.save(root.join("index")).unwrap();
+    let back = CartIndex::load(root.join("index"), &Device::flex()).unwrap();
     assert!(back.config().rerank_all_pairs);
     assert!(gap(&back) < 1e-5);
     fs::remove_dir_all(&root).unwrap();
