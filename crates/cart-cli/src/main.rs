@@ -180,6 +180,10 @@ struct FitArgs {
     /// on the validation split) [default: supervised].
     #[arg(long, value_enum)]
     rerank_vectors: Option<Choice>,
+    /// Store supervised re-rank centroids fitted on the training split alone (by default they
+    /// are refitted on every pair once validation has picked them and lambda).
+    #[arg(long)]
+    rerank_held_out: bool,
     /// Add ln(items below) to every trie node's dense-head score (the subtree prior): on,
     /// off, or auto: whichever training-free generator retrieves better on the validation
     /// split [default: auto].
@@ -455,11 +459,37 @@ fn query_width(index: &CartIndex, path: &Path, q: &Array2<f32>) -> Result<()> {
     Ok(())
 }
 
+/// A `--config` file: an `IndexConfig` as JSON. Fields the file lacks (one written by an older
+/// version, or by hand) take their defaults; the quantizer must be given.
+fn read_config(path: &Path, d_item: usize) -> Result<IndexConfig> {
+    let bad = |e: &dyn std::fmt::Display| {
+        anyhow::anyhow!("{}: not an index config ({e})", path.display())
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
+    let mut file: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&e))?;
+    let defaults = serde_json::to_value(IndexConfig::coarse_to_fine(d_item, 64, 3, 32))?;
+    fill_missing(&mut file, &defaults);
+    serde_json::from_value(file).map_err(|e| bad(&e))
+}
+
+/// Copies into `into` every object key of `from` it lacks, recursively; the quantizer is the
+/// file's own (its variant decides its fields).
+fn fill_missing(into: &mut serde_json::Value, from: &serde_json::Value) {
+    let (Some(into), Some(from)) = (into.as_object_mut(), from.as_object()) else { return };
+    for (key, value) in from {
+        match into.get_mut(key) {
+            None if key != "quantizer" => {
+                into.insert(key.clone(), value.clone());
+            }
+            Some(own) if key != "quantizer" => fill_missing(own, value),
+            _ => {}
+        }
+    }
+}
+
 fn config_from(a: &FitArgs, d_item: usize) -> Result<IndexConfig> {
-    use burn::config::Config;
     let mut config = match &a.config {
-        Some(path) => IndexConfig::load(path)
-            .map_err(|e| anyhow::anyhow!("{}: not an index config ({e})", path.display()))?,
+        Some(path) => read_config(path, d_item)?,
         None => IndexConfig::coarse_to_fine(d_item, 64, 3, 32),
     };
     if a.quantizer.is_some() || a.shape.is_some() {
@@ -521,6 +551,9 @@ fn config_from(a: &FitArgs, d_item: usize) -> Result<IndexConfig> {
     }
     if let Some(v) = a.rerank_vectors {
         config.rerank_supervised = v.supervised();
+    }
+    if a.rerank_held_out {
+        config.rerank_all_pairs = false;
     }
     if let Some(v) = a.subtree_prior {
         config.subtree_prior = match v {

@@ -154,6 +154,25 @@ fn fit_info_search_eval_add_resume() {
     assert_eq!(info["id_len"], 4, "[k, v1, v2, u]");
     assert_eq!(info["history"]["epochs"].as_array().unwrap().len(), 2);
     assert_eq!(info["config"]["beam_width"], 8, "the --config file was used");
+    assert_eq!(info["config"]["rerank_all_pairs"], true, "the default");
+    // a --config file from an older version (fields missing) takes the defaults for them
+    let mut old = json(&fs::read_to_string(dir.join("config.json")).unwrap());
+    old.as_object_mut().unwrap().remove("rerank_all_pairs").unwrap();
+    old["train"].as_object_mut().unwrap().remove("rank_rows").unwrap();
+    fs::write(dir.join("old.json"), old.to_string()).unwrap();
+    let args: Vec<&str> = FIT
+        .iter()
+        .map(|&a| if a == "config.json" { "old.json" } else { a })
+        .chain(["--out", "idx-old"])
+        .collect();
+    ok(cart(dir, &args));
+    let from_old = json(&ok(cart(dir, &["info", "idx-old", "--json"])));
+    assert_eq!(from_old["config"]["rerank_all_pairs"], true);
+    assert_eq!(from_old["config"]["train"]["rank_rows"], info["config"]["train"]["rank_rows"]);
+    assert_eq!(from_old["config"]["beam_width"], 8, "the file's own fields are kept");
+    ok(cart(dir, &with(FIT, &["--out", "idx-held-out", "--rerank-held-out"])));
+    let held_out = json(&ok(cart(dir, &["info", "idx-held-out", "--json"])));
+    assert_eq!(held_out["config"]["rerank_all_pairs"], false, "--rerank-held-out");
 
     // search: .npy ids and scores
     ok(cart(dir, &["search", "idx", "--queries", "test.npy", "-k", "5", "--out", "hits.npy"]));
