@@ -461,14 +461,13 @@ fn query_width(index: &CartIndex, path: &Path, q: &Array2<f32>) -> Result<()> {
 
 /// A `--config` file: an `IndexConfig` as JSON. Fields the file lacks (one written by an older
 /// version, or by hand) take their defaults; the quantizer must be given.
-fn read_config(path: &Path, d_item: usize) -> Result<IndexConfig> {
+fn read_config(path: &Path, defaults: &IndexConfig) -> Result<IndexConfig> {
     let bad = |e: &dyn std::fmt::Display| {
         anyhow::anyhow!("{}: not an index config ({e})", path.display())
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
     let mut file: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&e))?;
-    let defaults = serde_json::to_value(IndexConfig::coarse_to_fine(d_item, 64, 3, 32))?;
-    fill_missing(&mut file, &defaults);
+    fill_missing(&mut file, &serde_json::to_value(defaults)?);
     serde_json::from_value(file).map_err(|e| bad(&e))
 }
 
@@ -488,9 +487,10 @@ fn fill_missing(into: &mut serde_json::Value, from: &serde_json::Value) {
 }
 
 fn config_from(a: &FitArgs, d_item: usize) -> Result<IndexConfig> {
+    let defaults = IndexConfig::coarse_to_fine(d_item, 64, 3, 32);
     let mut config = match &a.config {
-        Some(path) => read_config(path, d_item)?,
-        None => IndexConfig::coarse_to_fine(d_item, 64, 3, 32),
+        Some(path) => read_config(path, &defaults)?,
+        None => defaults,
     };
     if a.quantizer.is_some() || a.shape.is_some() {
         let (k, m, c) = a.shape.unwrap_or((64, 3, 32));

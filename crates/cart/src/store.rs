@@ -219,14 +219,13 @@ fn unsealed_crc(bytes: &[u8]) -> Option<u32> {
 /// Reads and checks a manifest: JSON, format, version, its own checksum, the config.
 fn read_manifest(path: &Path) -> Result<Manifest> {
     let bytes = read(path)?;
-    let json: serde_json::Value = serde_json::from_slice(&bytes)
+    let mut json: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| Error::format(path, format!("not JSON: {e}")))?;
     // Format and version first, so a newer layout gets a version error, not a parse error.
     if json.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
         return Err(Error::format(path, "not a cart index manifest"));
     }
     let version = json.get("version").and_then(serde_json::Value::as_u64);
-    let mut json = json;
     if version == Some(4) {
         // Version 4 had no `rerank_all_pairs`: its re-rank centroids were the training
         // split's, which is what `false` means.
