@@ -150,23 +150,34 @@ pub(crate) fn fused_key(m: &[RetrievalMetrics]) -> (f64, f64) {
     (m[0].recall, m[1].mrr)
 }
 
+/// What [`pick_lambda`] found: the best `lambda`, its metrics at k = 1 and 10, and the
+/// Recall@1 of every `lambda` tried, in grid order.
+pub(crate) struct LambdaPick {
+    pub lambda: f64,
+    pub metrics: Vec<RetrievalMetrics>,
+    pub curve: Vec<(f64, f64)>,
+}
+
 /// The `lambda` of `grid` with the best Recall@1 (ties: MRR@10, then the smaller
-/// lambda) on validation candidates; returns it with its metrics.
+/// lambda) on validation candidates.
 pub(crate) fn pick_lambda(
     dense: &DenseIndex,
     queries: ArrayView2<'_, f32>,
     candidates: &[Vec<Hit>],
     items: &[u32],
     grid: &[f64],
-) -> Result<(f64, Vec<RetrievalMetrics>)> {
+) -> Result<LambdaPick> {
     let relevant: Vec<Vec<u32>> = items.iter().map(|&i| vec![i]).collect();
     let mut best: Option<(f64, Vec<RetrievalMetrics>)> = None;
+    let mut curve = Vec::with_capacity(grid.len());
     for &lambda in grid {
         let hits = fuse(dense, queries, candidates, lambda, 10)?;
         let m = evaluate(&hits, &relevant, &[1, 10])?;
+        curve.push((lambda, m[0].recall));
         if best.as_ref().is_none_or(|(_, b)| fused_key(&m) > fused_key(b)) {
             best = Some((lambda, m));
         }
     }
-    best.ok_or(Error::EmptyData { what: "lambda grid" })
+    let (lambda, metrics) = best.ok_or(Error::EmptyData { what: "lambda grid" })?;
+    Ok(LambdaPick { lambda, metrics, curve })
 }

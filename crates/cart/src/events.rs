@@ -75,6 +75,13 @@ pub enum Event<'a> {
         lambda: f64,
         /// Validation Recall@1 of the fused score with them.
         recall: f64,
+        /// Validation Recall@1 of the generator's own ranking of the same candidates: what
+        /// the fused score is weighed against.
+        generator_recall: f64,
+        /// Validation Recall@1 of the fused score at every `lambda` tried (`(lambda,
+        /// recall)`, in the order tried; one entry when the config fixes `lambda`). The entry
+        /// at `lambda` 0 is the re-rank vectors alone over the candidates.
+        recall_by_lambda: &'a [(f64, f64)],
         /// Validation pairs measured.
         n_pairs: usize,
     },
@@ -134,12 +141,28 @@ impl fmt::Display for Event<'_> {
                     if *subtree_prior { "on" } else { "off" }
                 )
             }
-            Event::RerankPicked { supervised, lambda, recall, n_pairs } => write!(
-                f,
-                "fused score: {} re-rank vectors, lambda {lambda} (validation R@1 {recall:.4}; \
-                 {n_pairs} pairs)",
-                if *supervised { "supervised" } else { "raw" }
-            ),
+            Event::RerankPicked {
+                supervised,
+                lambda,
+                recall,
+                generator_recall,
+                recall_by_lambda,
+                n_pairs,
+            } => {
+                write!(
+                    f,
+                    "fused score: {} re-rank vectors, lambda {lambda} (validation R@1 {recall:.4}, \
+                     the generator alone {generator_recall:.4}; {n_pairs} pairs)",
+                    if *supervised { "supervised" } else { "raw" }
+                )?;
+                if recall_by_lambda.len() > 1 {
+                    write!(f, "; R@1 by lambda:")?;
+                    for (l, r) in *recall_by_lambda {
+                        write!(f, " {l} {r:.4}")?;
+                    }
+                }
+                Ok(())
+            }
             _ => write!(f, "{self:?}"),
         }
     }

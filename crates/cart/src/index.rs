@@ -12,7 +12,8 @@ use ndarray::ArrayView2;
 
 use crate::config::{IdVectors, IndexConfig, QuantizerConfig, SearchMode, SearchOptions};
 use crate::dense::{
-    DEFAULT_FUSE_LAMBDA, LAMBDA_GRID, centroids, fuse, fused_key, informative_pairs, pick_lambda,
+    DEFAULT_FUSE_LAMBDA, LAMBDA_GRID, LambdaPick, centroids, fuse, fused_key, informative_pairs,
+    pick_lambda,
 };
 use crate::events::Event;
 use crate::rows::{check_finite, expect_dim, flat, rows};
@@ -414,25 +415,31 @@ impl CartIndex {
                     let beam = config.fuse_candidates;
                     let search = BeamSearchConfig::default().with_beam_width(beam).with_top_k(beam);
                     let candidates = generator.search(&trie, search, probe_queries)?;
-                    let mut best: Option<(usize, f64, Vec<_>)> = None;
+                    let relevant: Vec<Vec<u32>> = probe.1.iter().map(|&i| vec![i]).collect();
+                    let alone = cart_search::evaluate(&candidates, &relevant, &[1])?[0].recall;
+                    let mut best: Option<(usize, LambdaPick)> = None;
                     for (j, (_, d)) in dense.iter().enumerate() {
-                        let (lambda, m) =
-                            pick_lambda(d, probe_queries, &candidates, &probe.1, &lambdas)?;
-                        if best.as_ref().is_none_or(|(_, _, b)| fused_key(&m) > fused_key(b)) {
-                            best = Some((j, lambda, m));
+                        let pick = pick_lambda(d, probe_queries, &candidates, &probe.1, &lambdas)?;
+                        if best
+                            .as_ref()
+                            .is_none_or(|(_, b)| fused_key(&pick.metrics) > fused_key(&b.metrics))
+                        {
+                            best = Some((j, pick));
                         }
                     }
-                    best
+                    best.map(|(j, pick)| (j, pick, alone))
                 };
                 let (j, lambda) = match picked {
-                    Some((j, lambda, m)) => {
+                    Some((j, pick, alone)) => {
                         observer(Event::RerankPicked {
                             supervised: dense[j].0,
-                            lambda,
-                            recall: m[0].recall,
+                            lambda: pick.lambda,
+                            recall: pick.metrics[0].recall,
+                            generator_recall: alone,
+                            recall_by_lambda: &pick.curve,
                             n_pairs: probe.1.len(),
                         });
-                        (j, lambda)
+                        (j, pick.lambda)
                     }
                     None => (0, config.fuse_lambda.unwrap_or(DEFAULT_FUSE_LAMBDA)),
                 };

@@ -471,7 +471,11 @@ fn fit_observed_reports_every_stage_in_order() {
     c.validation_fraction = 0.2;
     let mut seen = Vec::new();
     let mut batches = 0;
+    let mut picked = None;
     let index = CartIndex::fit_observed(&c, corpus(&d), &Device::flex(), &mut |e| {
+        if let Event::RerankPicked { lambda, recall, generator_recall, recall_by_lambda, .. } = e {
+            picked = Some((lambda, recall, generator_recall, recall_by_lambda.to_vec()));
+        }
         if let Event::Training(TrainEvent::Batch { .. }) = e {
             batches += 1;
             return;
@@ -505,6 +509,17 @@ fn fit_observed_reports_every_stage_in_order() {
     ];
     assert_eq!(seen, expected);
     assert!(batches >= 2, "{batches} batches");
+    // the picked lambda is the stored one and the best Recall@1 of the curve it reports
+    let (lambda, recall, alone, curve) = picked.unwrap();
+    assert_eq!(index.config().fuse_lambda, Some(lambda));
+    assert!(curve.len() > 1 && curve[0].0.to_bits() == 0, "{curve:?}");
+    assert!(curve.windows(2).all(|w| w[0].0 < w[1].0), "{curve:?}");
+    assert_eq!(
+        curve.iter().find(|(l, _)| l.to_bits() == lambda.to_bits()).map(|p| p.1),
+        Some(recall)
+    );
+    assert!(curve.iter().all(|&(_, r)| r <= recall && (0.0..=1.0).contains(&r)), "{curve:?}");
+    assert!((0.0..=1.0).contains(&alone), "{alone}");
     let plain = CartIndex::fit(&c, corpus(&d), &Device::flex()).unwrap();
     let runs = |i: &CartIndex| -> Vec<_> {
         i.history().epochs.iter().map(|e| (e.loss.to_bits(), e.valid.clone())).collect()
