@@ -61,7 +61,11 @@ pub struct IndexConfig {
     #[config(default = 2.0)]
     pub unique_headroom: f64,
     /// Share of the training pairs held out to pick the best epoch (by Recall@1 through the
-    /// constrained search). 0 trains on every pair and keeps the last epoch. Default: 0.1.
+    /// constrained search), the re-rank vectors and `lambda`. 0 trains on every pair and keeps
+    /// the last epoch. With re-rank vectors, a pair whose query is its item's own re-rank
+    /// vector (an item-as-query pseudo-query) always trains, and the share is of the other
+    /// pairs: in validation such a pair would measure whether a table holds the vector, not
+    /// retrieval. Default: 0.1.
     #[config(default = 0.1)]
     pub validation_fraction: f64,
     /// Beam width of [`CartIndex::search`](crate::CartIndex::search) (at least `k` is used).

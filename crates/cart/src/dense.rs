@@ -123,26 +123,16 @@ pub(crate) fn fuse(
         .collect())
 }
 
-/// The pairs of `split` (row-major queries of `width`, their items) whose query is not its
-/// item's own vector in `own` (unit rows): cosine below 0.9999.
-pub(crate) fn informative_pairs(
-    split: &(Vec<f32>, Vec<u32>),
-    own: &[f32],
-    width: usize,
-) -> (Vec<f32>, Vec<u32>) {
-    let mut out = (Vec::new(), Vec::new());
-    for (q, &item) in split.0.chunks_exact(width).zip(&split.1) {
-        let Some(v) = own.get(item as usize * width..(item as usize + 1) * width) else {
-            continue;
-        };
-        let norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
-        let cos = q.iter().zip(v).map(|(a, b)| a * b).sum::<f32>() / norm.max(f32::MIN_POSITIVE);
-        if cos < 0.9999 {
-            out.0.extend_from_slice(q);
-            out.1.push(item);
-        }
-    }
-    out
+/// Whether the pair (`query`, `item`) measures retrieval: its query is not the item's own
+/// vector in `own` (unit rows of `width`; cosine below 0.9999). An item past `own` counts as
+/// informative.
+pub(crate) fn informative(query: &[f32], item: u32, own: &[f32], width: usize) -> bool {
+    let Some(v) = own.get(item as usize * width..(item as usize + 1) * width) else {
+        return true;
+    };
+    let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let cos = query.iter().zip(v).map(|(a, b)| a * b).sum::<f32>() / norm.max(f32::MIN_POSITIVE);
+    cos < 0.9999
 }
 
 /// How fused-score metrics at k = 1 and 10 are compared: Recall@1, then MRR@10.

@@ -12,7 +12,7 @@ use ndarray::ArrayView2;
 
 use crate::config::{IdVectors, IndexConfig, QuantizerConfig, SearchMode, SearchOptions};
 use crate::dense::{
-    DEFAULT_FUSE_LAMBDA, LAMBDA_GRID, LambdaPick, centroids, fuse, fused_key, informative_pairs,
+    DEFAULT_FUSE_LAMBDA, LAMBDA_GRID, LambdaPick, centroids, fuse, fused_key, informative,
     pick_lambda,
 };
 use crate::events::Event;
@@ -253,8 +253,15 @@ impl CartIndex {
             check_finite(r, "re-rank vectors")?;
         }
 
-        // The validation pairs are held out of everything fitted on queries.
-        let (train, valid) = split_pairs(queries, query_items, config);
+        // The validation pairs are held out of everything fitted on queries. A pair whose
+        // query *is* its item's re-rank vector (an item-as-query pseudo-query, such as a name
+        // embedded by the query encoder) always trains: the index has that vector anyway, and
+        // in validation it would measure whether a table holds it, not retrieval.
+        let width = queries.ncols();
+        let raw = rerank.map(flat);
+        let raw = raw.as_deref();
+        let own = raw.map(|r| centroids(Some(r), n, &[], &[], width)).transpose()?;
+        let (train, valid) = split_pairs(queries, query_items, config, own.as_deref());
 
         // 1. Codes [k, v1..vM] for every item.
         let t = Instant::now();
@@ -297,19 +304,8 @@ impl CartIndex {
         // 3. The generator, trained on (query, identifier) pairs. Every item in the query
         // space, from the training split only: its re-rank vector, its supervised centroid,
         // or (without re-rank vectors) its queries' centroid.
-        let width = queries.ncols();
-        let raw = rerank.map(flat);
-        let raw = raw.as_deref();
         let supervised = centroids(raw, n, &train.0, &train.1, width)?;
-        let own = raw.map(|r| centroids(Some(r), n, &[], &[], width)).transpose()?;
-        // The validation pairs that measure retrieval, for the choices below: a query that
-        // *is* its item's re-rank vector (an item-as-query pseudo-query, such as a name
-        // embedded by the query encoder) measures whether a table holds that vector, and
-        // would always favour the raw vectors.
-        let probe = match &own {
-            Some(own) => informative_pairs(&valid, own, width),
-            None => valid.clone(),
-        };
+        let probe = &valid;
         let probe_queries = rows(&probe.0, width)?;
         let mut config = config.clone();
         // The dense head's tables and its subtree prior, where the config leaves them open:
@@ -680,8 +676,16 @@ impl CartIndex {
             return Err(Error::UnknownItem { item, n_items: n });
         }
         check_finite(queries, "training queries")?;
-        let (train, valid) = split_pairs(queries, query_items, &self.config);
         let width = self.query_dim();
+        // as in `fit`: pseudo-queries always train, where the stored vectors are the raw ones
+        // (supervised centroids are not any query, so none is recognised)
+        let own = match (&self.dense, self.config.rerank_supervised) {
+            (Some(d), Some(false)) if d.len() == n => {
+                Some(centroids(Some(&flat(d.vectors())), n, &[], &[], width)?)
+            }
+            _ => None,
+        };
+        let (train, valid) = split_pairs(queries, query_items, &self.config, own.as_deref());
         // the augmentations' item vectors, as in `fine_tune`: the stored re-rank vectors, or
         // without them the training queries' centroids
         let targets = match self.dense.as_ref().filter(|d| d.len() == n) {
@@ -829,23 +833,103 @@ impl CartIndex {
 type Split = (Vec<f32>, Vec<u32>);
 
 /// A seeded shuffle of the pairs, cut into training and validation (row-major queries).
+/// With `own` (unit item vectors in the query space), a pair whose query is its item's own
+/// vector ([`informative`] says no) always trains, and `validation_fraction` is a share of the
+/// other pairs.
 fn split_pairs(
     queries: ArrayView2<'_, f32>,
     items: &[u32],
     config: &IndexConfig,
+    own: Option<&[f32]>,
 ) -> (Split, Split) {
     use rand::SeedableRng;
     use rand::seq::SliceRandom;
     let n = items.len();
+    let width = queries.ncols();
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(config.seed));
-    let n_valid = ((n as f64 * config.validation_fraction) as usize).min(n.saturating_sub(1));
+    let measures = |r: usize| {
+        own.is_none_or(|own| {
+            let row = queries.row(r);
+            match row.as_slice() {
+                Some(q) => informative(q, items[r], own, width),
+                None => informative(&row.to_vec(), items[r], own, width),
+            }
+        })
+    };
+    let n_informative = order.iter().filter(|&&r| measures(r)).count();
+    let n_valid = ((n_informative as f64 * config.validation_fraction) as usize)
+        .min(n_informative.saturating_sub(1))
+        .min(n.saturating_sub(1));
+    let (mut valid, mut train) = (Vec::with_capacity(n_valid), Vec::with_capacity(n - n_valid));
+    for r in order {
+        match valid.len() < n_valid && measures(r) {
+            true => valid.push(r),
+            false => train.push(r),
+        }
+    }
     let take = |rows: &[usize]| -> Split {
-        let mut q = Vec::with_capacity(rows.len() * queries.ncols());
+        let mut q = Vec::with_capacity(rows.len() * width);
         for &r in rows {
             q.extend(queries.row(r).iter().copied());
         }
         (q, rows.iter().map(|&r| items[r]).collect())
     };
-    (take(&order[n_valid..]), take(&order[..n_valid]))
+    (take(&train), take(&valid))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
+    use ndarray::Array2;
+
+    use super::*;
+
+    /// 40 items in 4 dimensions; pairs 0..40 are each item's own vector (pseudo-queries), the
+    /// 60 after them real queries: the item's vector plus an offset.
+    fn pairs() -> (Array2<f32>, Vec<u32>, Vec<f32>) {
+        let own: Vec<f32> = (0..40)
+            .flat_map(|i| {
+                let v = [(i as f32).sin(), (i as f32).cos(), 0.5, (i % 3) as f32];
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.map(|x| x / n)
+            })
+            .collect();
+        let mut q = own.clone();
+        let mut items: Vec<u32> = (0..40).collect();
+        for j in 0..60u32 {
+            let i = j % 40;
+            let v = &own[i as usize * 4..i as usize * 4 + 4];
+            q.extend(v.iter().enumerate().map(|(d, x)| x + 0.3 * ((j + d as u32) as f32).sin()));
+            items.push(i);
+        }
+        (Array2::from_shape_vec((100, 4), q).unwrap(), items, own)
+    }
+
+    #[test]
+    fn pseudo_queries_always_train_and_the_split_is_seeded() {
+        let (q, items, own) = pairs();
+        let mut config = IndexConfig::residual(4, 1, 4);
+        config.validation_fraction = 0.25;
+        let (train, valid) = split_pairs(q.view(), &items, &config, Some(&own));
+        // a quarter of the 60 real queries, none of them an item's own vector
+        assert_eq!((train.1.len(), valid.1.len()), (85, 15));
+        let is_own = |split: &Split| {
+            split
+                .0
+                .chunks_exact(4)
+                .zip(&split.1)
+                .filter(|(q, i)| !informative(q, **i, &own, 4))
+                .count()
+        };
+        assert_eq!((is_own(&train), is_own(&valid)), (40, 0));
+        // without the item vectors the same fraction of all pairs, pseudo-queries included
+        let (_, blind) = split_pairs(q.view(), &items, &config, None);
+        assert_eq!(blind.1.len(), 25);
+        assert!(is_own(&blind) > 0, "the seed-0 shuffle puts some pseudo-query in validation");
+        // the same seed, the same split; another seed, another one
+        assert_eq!(split_pairs(q.view(), &items, &config, Some(&own)), (train, valid.clone()));
+        config.seed = 1;
+        assert_ne!(split_pairs(q.view(), &items, &config, Some(&own)).1, valid);
+    }
 }
