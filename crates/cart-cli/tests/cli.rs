@@ -16,11 +16,36 @@ use npyz::WriterBuilder;
 
 const D: usize = 16;
 
-fn scratch(name: &str) -> PathBuf {
+/// A scratch directory, removed when the test that made it passes (kept after a failure, to
+/// look at).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("cart-cli-e2e-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 fn cart(dir: &Path, args: &[&str]) -> Output {
@@ -84,7 +109,7 @@ fn tiny_config(dir: &Path) -> PathBuf {
 }
 
 struct Files {
-    dir: PathBuf,
+    dir: Scratch,
     n_items: usize,
     n_test: usize,
     test_items: Vec<u32>,

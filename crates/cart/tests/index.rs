@@ -67,11 +67,36 @@ pub(crate) fn fit(d: &SyntheticCorpus, epochs: usize) -> CartIndex {
     CartIndex::fit(&config(epochs), corpus(d), &Device::flex()).unwrap()
 }
 
-pub(crate) fn scratch(name: &str) -> PathBuf {
+/// A scratch directory, removed when the test that made it passes (kept after a failure, to
+/// look at).
+pub(crate) struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub(crate) fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("cart-index-test-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 fn items(hits: &[Vec<Hit>]) -> Vec<Vec<u32>> {
@@ -557,7 +582,8 @@ fn coarse_to_fine_fit_save_load_search_round_trip() {
     assert_eq!(history.len(), 2);
     assert!(history.iter().all(|e| !e.valid.is_empty()), "validation ran: {history:?}");
 
-    let dir = scratch("coarse").join("idx");
+    let root = scratch("coarse");
+    let dir = root.join("idx");
     index.save(&dir).unwrap();
     let loaded = CartIndex::load(&dir, &Device::flex()).unwrap();
     let json = |c: &IndexConfig| serde_json::to_string(c).unwrap();
@@ -625,7 +651,8 @@ fn resume_continues_the_fit_and_never_validates_worse() {
     assert_eq!(history.epochs[0], before.epochs[0], "the fit's epoch is kept as it was");
     assert!(kept(history) >= best_before, "{} < {best_before}", kept(history));
 
-    let dir = scratch("resume").join("idx");
+    let root = scratch("resume");
+    let dir = root.join("idx");
     index.save(&dir).unwrap();
     let loaded = CartIndex::load(&dir, &Device::flex()).unwrap();
     assert_eq!(loaded.history(), index.history());
