@@ -305,11 +305,10 @@ impl CartIndex {
         // space, from the training split only: its re-rank vector, its supervised centroid,
         // or (without re-rank vectors) its queries' centroid.
         let supervised = centroids(raw, n, &train.0, &train.1, width)?;
-        let probe = &valid;
-        let probe_queries = rows(&probe.0, width)?;
+        let valid_queries = rows(&valid.0, width)?;
         let mut config = config.clone();
         // The dense head's tables and its subtree prior, where the config leaves them open:
-        // the pair whose training-free generator retrieves best on the probe pairs.
+        // the pair whose training-free generator retrieves best on the validation pairs.
         let target_choices = match (&own, config.supervised_targets) {
             (Some(_), None) => vec![true, false],
             (Some(_), Some(choice)) => vec![choice],
@@ -321,12 +320,12 @@ impl CartIndex {
         };
         let open = target_choices.len() * prior_choices.len() > 1;
         let (supervised_targets, subtree_prior) =
-            if open && config.generator.dense_head && !probe.1.is_empty() {
+            if open && config.generator.dense_head && !valid.1.is_empty() {
                 let dims = cart_model::GeneratorDims::for_trie(width, &trie);
                 let search = BeamSearchConfig::default()
                     .with_beam_width(config.train.beam_width)
                     .with_top_k(1);
-                let relevant: Vec<Vec<u32>> = probe.1.iter().map(|&i| vec![i]).collect();
+                let relevant: Vec<Vec<u32>> = valid.1.iter().map(|&i| vec![i]).collect();
                 let mut best: Option<(f64, bool, bool)> = None;
                 for &targets in &target_choices {
                     let table = match (&own, targets) {
@@ -337,13 +336,13 @@ impl CartIndex {
                         let head = config.generator.clone().with_subtree_prior(prior);
                         let mut generator = head.init(&dims, device)?;
                         generator.set_dense_tables(rows(table, width)?)?;
-                        let hits = generator.search(&trie, search, probe_queries)?;
+                        let hits = generator.search(&trie, search, valid_queries)?;
                         let recall = cart_search::evaluate(&hits, &relevant, &[1])?[0].recall;
                         observer(Event::DenseHeadFloor {
                             supervised_targets: targets,
                             subtree_prior: prior,
                             recall,
-                            n_pairs: probe.1.len(),
+                            n_pairs: valid.1.len(),
                         });
                         if best.is_none_or(|(r, _, _)| recall > r) {
                             best = Some((recall, targets, prior));
@@ -367,7 +366,6 @@ impl CartIndex {
             n_epochs: config.train.n_epochs,
         });
         let t = Instant::now();
-        let valid_queries = rows(&valid.0, width)?;
         let valid_pairs = (!valid.1.is_empty()).then(|| Pairs::new(valid_queries, &valid.1));
         let pairs =
             Pairs::new(rows(&train.0, width)?, &train.1).with_item_vectors(rows(&targets, width)?);
@@ -385,7 +383,7 @@ impl CartIndex {
             best_epoch: history.best_epoch,
         });
         // The re-rank vectors (supervised centroids or the raw vectors) and the fused score's
-        // lambda, picked together on the probe pairs where the config leaves them open.
+        // lambda, picked together on the validation pairs where the config leaves them open.
         let dense = match own {
             None => None,
             Some(own) => {
@@ -405,17 +403,17 @@ impl CartIndex {
                         DenseIndex::new(rows(&vectors, width)?, config.rerank_metric)?,
                     ));
                 }
-                let picked = if probe.1.is_empty() || (dense.len() == 1 && lambdas.len() == 1) {
+                let picked = if valid.1.is_empty() || (dense.len() == 1 && lambdas.len() == 1) {
                     None
                 } else {
                     let beam = config.fuse_candidates;
                     let search = BeamSearchConfig::default().with_beam_width(beam).with_top_k(beam);
-                    let candidates = generator.search(&trie, search, probe_queries)?;
-                    let relevant: Vec<Vec<u32>> = probe.1.iter().map(|&i| vec![i]).collect();
+                    let candidates = generator.search(&trie, search, valid_queries)?;
+                    let relevant: Vec<Vec<u32>> = valid.1.iter().map(|&i| vec![i]).collect();
                     let alone = cart_search::evaluate(&candidates, &relevant, &[1])?[0].recall;
                     let mut best: Option<(usize, LambdaPick)> = None;
                     for (j, (_, d)) in dense.iter().enumerate() {
-                        let pick = pick_lambda(d, probe_queries, &candidates, &probe.1, &lambdas)?;
+                        let pick = pick_lambda(d, valid_queries, &candidates, &valid.1, &lambdas)?;
                         if best
                             .as_ref()
                             .is_none_or(|(_, b)| fused_key(&pick.metrics) > fused_key(&b.metrics))
@@ -433,7 +431,7 @@ impl CartIndex {
                             recall: pick.metrics[0].recall,
                             generator_recall: alone,
                             recall_by_lambda: &pick.curve,
-                            n_pairs: probe.1.len(),
+                            n_pairs: valid.1.len(),
                         });
                         (j, pick.lambda)
                     }
@@ -848,22 +846,15 @@ fn split_pairs(
     let width = queries.ncols();
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(config.seed));
-    let measures = |r: usize| {
-        own.is_none_or(|own| {
-            let row = queries.row(r);
-            match row.as_slice() {
-                Some(q) => informative(q, items[r], own, width),
-                None => informative(&row.to_vec(), items[r], own, width),
-            }
-        })
-    };
-    let n_informative = order.iter().filter(|&&r| measures(r)).count();
-    let n_valid = ((n_informative as f64 * config.validation_fraction) as usize)
-        .min(n_informative.saturating_sub(1))
-        .min(n.saturating_sub(1));
+    let measures: Vec<bool> = (0..n)
+        .map(|r| own.is_none_or(|own| informative(&queries.row(r).to_vec(), items[r], own, width)))
+        .collect();
+    let n_informative = measures.iter().filter(|&&m| m).count();
+    let n_valid =
+        ((n_informative as f64 * config.validation_fraction) as usize).min(n.saturating_sub(1));
     let (mut valid, mut train) = (Vec::with_capacity(n_valid), Vec::with_capacity(n - n_valid));
     for r in order {
-        match valid.len() < n_valid && measures(r) {
+        match valid.len() < n_valid && measures[r] {
             true => valid.push(r),
             false => train.push(r),
         }
