@@ -39,6 +39,7 @@ runs=(
   "shape 64x2x32|--shape 64x2x32"
   "shape 128x2x16|--shape 128x2x16"
   "re-rank centroids without the validation pairs|--rerank-held-out"
+  "no prefix-level ranking loss|--rank-weight 0"
 )
 if [ -n "${ONLY:-}" ]; then
   # ONLY="0 2 3": run a subset of the rows above, by index
